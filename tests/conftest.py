@@ -1,0 +1,60 @@
+"""Shared fixtures: real data from ../shared/data, a simulated sweep, and one small fit per session.
+
+Thread settings: one BLAS thread per process (two NUTS chains already use the two cores here;
+oversubscription cost 7x on this machine).
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(
+    os.environ.get("BAYESCALE_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+os.environ["BAYESCALE_DATA_DIR"] = str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of the real public datasets (../shared/data beside the checkout)."""
+    if not (SHARED_DATA / "chinchilla_epoch2024.csv").is_file():
+        pytest.fail(f"real datasets not found in {SHARED_DATA}; set BAYESCALE_TEST_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sim_runs():
+    """The built-in simulated IsoFLOP sweep (Chinchilla law, seed 0)."""
+    from bayescale import datasets
+
+    return datasets.simulate(random_seed=0)
+
+
+@pytest.fixture(scope="session")
+def sim_fit(sim_runs):
+    """One small fit of the default card on the simulated sweep, shared by plumbing tests."""
+    from bayescale.fitting import fit
+
+    return fit(sim_runs, card="chinchilla", draws=500, tune=500, chains=2, random_seed=1)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_runs(shared_data):
+    """Chinchilla runs of Besiroglu et al. (2024), the 5 highest-loss runs dropped as they did."""
+    from bayescale import datasets
+
+    return datasets.load("chinchilla", drop_top_loss=5)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_runs):
+    """Default fit on the real Chinchilla runs (4 chains x 1000 draws, seed 1)."""
+    from bayescale.fitting import fit
+
+    return fit(chinchilla_runs, card="chinchilla", draws=1000, tune=1000, chains=4, random_seed=1)
