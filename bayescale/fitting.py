@@ -73,6 +73,8 @@ def fit(
     strict: bool = False,
     progress: bool = False,
     log_likelihood: bool = True,
+    target_accept: float = 0.9,
+    adaptation: str = "low_rank",
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -96,6 +98,12 @@ def fit(
         Show the sampler's progress bar (on stderr).
     log_likelihood : bool, default True
         Store the pointwise log-likelihood (needed by PSIS-LOO).
+    target_accept : float, default 0.9
+        NUTS target acceptance rate.
+    adaptation : {"low_rank", "diag"}, default "low_rank"
+        nutpie's mass-matrix adaptation. Low-rank adaptation learns the remaining correlations
+        (E with the amplitudes); measured on the Chinchilla runs it needs 6.5 instead of 43
+        gradient steps per draw and gives 4x the bulk ESS. Ignored by ``sampler="pymc"``.
 
     Returns
     -------
@@ -144,6 +152,8 @@ def fit(
             seed=random_seed,
             progress_bar=progress,
             save_warmup=False,
+            adaptation=adaptation,
+            target_accept=target_accept,
         )
     else:
         import pymc as pm
@@ -159,6 +169,7 @@ def fit(
                 progressbar=progress,
                 compute_convergence_checks=False,
                 nuts_sampler="pymc",
+                target_accept=target_accept,
             )
     t2 = time.perf_counter()
     posterior = trace["posterior"].to_dataset()
@@ -208,6 +219,8 @@ def fit(
                 "compile_seconds": round(t1 - t0, 3),
                 "sample_seconds": round(t2 - t1, 3),
                 "compile_cached": cached,
+                "target_accept": target_accept,
+                "adaptation": adaptation if sampler == "nutpie" else "diag",
             }
         ),
         "bayescale_versions": json.dumps(_versions(), sort_keys=True),

@@ -1,0 +1,503 @@
+"""Extrapolation backtests: fit on the smaller runs, score the predictions for the largest ones.
+
+The runs are split by compute: everything above a cutoff (or the top fraction by compute) is held
+out, the law is fitted on the rest (Bayesian posterior, or the Huber point fit with bootstrap as a
+baseline) and each held-out run is scored under the fit's predictive distribution of log loss,
+the mixture over draws ``s`` of the card's noise model around the law,
+
+.. math:: p(y) = \\frac{1}{S} \\sum_s f\\big(y; \\mu_s(N, D), \\sigma_s, \\nu_s\\big),
+
+by its log predictive density, whether it falls inside the central predictive intervals, and the
+error of the predictive median. Intervals are exact quantiles of the mixture (bisection on the
+mixture CDF), so they carry no Monte Carlo noise. Repeating the backtest at several cutoffs
+gives a calibration curve: nominal against observed coverage.
+
+References
+----------
+Gneiting, T. & Raftery, A. E. (2007). Strictly proper scoring rules, prediction, and
+estimation. JASA 102(477).
+Besiroglu, T. et al. (2024). Chinchilla Scaling: A replication attempt. arXiv:2404.10102.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from bayescale.errors import InputError
+
+__all__ = [
+    "BacktestResult",
+    "backtest",
+    "calibration",
+    "predictive_scores",
+    "score_fit",
+    "split_by_compute",
+]
+
+METHODS = ("bayes", "mle")
+DEFAULT_PROBS = (0.5, 0.8, 0.9, 0.95)
+_MAX_ITERS = 100
+_CDF_TOL = 1e-10
+
+
+def _label(p: float) -> str:
+    """Column label of an interval probability: 0.9 -> "90", 0.975 -> "97.5"."""
+    return f"{100 * p:.10g}"
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Scores of a fit's predictions for held-out runs.
+
+    Attributes
+    ----------
+    card : str
+        Card name.
+    method : str
+        ``"bayes"`` (posterior) or ``"mle"`` (Huber point fit with bootstrap).
+    cutoff : float
+        Compute threshold in FLOPs: runs with ``C > cutoff`` were held out.
+    n_train, n_test : int
+        Runs fitted and runs held out.
+    table : pandas.DataFrame
+        One row per held-out run: ``N, D, C, loss, median`` (predictive median of the loss),
+        ``lpd`` (log predictive density of the observed log loss), ``abs_error``
+        (``|loss - median|``), ``pi{p}_lower``/``pi{p}_upper`` (central predictive interval of the
+        loss) and ``covered{p}`` for each probability, ``p`` in percent (``pi90_lower``).
+    coverage : dict of float to float
+        Fraction of held-out runs inside each central interval.
+    lpd_mean : float
+        Mean log predictive density per held-out run (log-loss scale; higher is better).
+    median_abs_error : float
+        Median over held-out runs of ``|loss - predictive median|`` (nats).
+    diagnostics : dict or None
+        The fit's sampler diagnostics (Bayesian) or optimiser record (point fit), plus
+        ``noise``: posterior (or bootstrap) medians of ``sigma`` (and ``nu``).
+    probs : tuple of float
+        Interval probabilities scored.
+    """
+
+    card: str
+    method: str
+    cutoff: float
+    n_train: int
+    n_test: int
+    table: pd.DataFrame
+    coverage: dict
+    lpd_mean: float
+    median_abs_error: float
+    diagnostics: dict | None
+    probs: tuple = field(default=DEFAULT_PROBS)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (the table as a list of records, coverage keyed by probability).
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "card": self.card,
+            "method": self.method,
+            "cutoff": float(self.cutoff),
+            "n_train": int(self.n_train),
+            "n_test": int(self.n_test),
+            "probs": [float(p) for p in self.probs],
+            "coverage": {f"{p:g}": float(c) for p, c in self.coverage.items()},
+            "lpd_mean": float(self.lpd_mean),
+            "median_abs_error": float(self.median_abs_error),
+            "diagnostics": self.diagnostics,
+            "table": json.loads(self.table.to_json(orient="records")),
+        }
+
+
+def split_by_compute(C, *, holdout_frac: float = 0.2, cutoff: float | None = None,
+                     min_train: int = 1, min_test: int = 1):
+    """Split runs by compute: hold out ``C > cutoff``, or the top ``holdout_frac`` by compute.
+
+    With ``holdout_frac``, the cutoff is placed between distinct compute values so that the
+    held-out share is as close as possible to ``holdout_frac`` (runs with equal compute, as in an
+    IsoFLOP sweep, stay together on one side).
+
+    Parameters
+    ----------
+    C : array_like
+        Compute of each run (FLOPs).
+    holdout_frac : float, default 0.2
+        Target share of runs to hold out, in (0, 1); ignored when ``cutoff`` is given.
+    cutoff : float, optional
+        Hold out exactly the runs with ``C > cutoff``.
+    min_train, min_test : int
+        Smallest acceptable training and test sets.
+
+    Returns
+    -------
+    tuple
+        ``(test_mask, cutoff)``: a boolean mask of held-out runs and the threshold used.
+
+    Raises
+    ------
+    InputError
+        For a fraction outside (0, 1), or a split that leaves fewer than ``min_train`` training or
+        ``min_test`` held-out runs (the message gives the counts).
+
+    Examples
+    --------
+    >>> mask, cut = split_by_compute([1, 1, 2, 2, 3, 4, 5, 6, 7, 8], holdout_frac=0.2)
+    >>> mask.sum(), cut
+    (np.int64(2), 6.0)
+    >>> split_by_compute([1, 1, 2, 2, 3], cutoff=2.5)[0].tolist()
+    [False, False, False, False, True]
+    """
+    C = np.asarray(C, dtype=float)
+    n = C.size
+    if cutoff is None:
+        if not 0 < holdout_frac < 1:
+            raise InputError(f"holdout_frac must be strictly between 0 and 1, got {holdout_frac!r}")
+        levels = np.unique(C)[:-1]  # thresholds that hold out at least the largest run
+        if levels.size == 0:
+            raise InputError(
+                f"all {n} runs have the same compute {C[0]:.3g}; no run can be held out by compute"
+            )
+        n_test = (C[None, :] > levels[:, None]).sum(axis=1)
+        ok = (n_test >= min_test) & (n - n_test >= min_train)
+        if not ok.any():
+            raise InputError(
+                f"no compute cutoff leaves at least {min_train} training and {min_test} held-out "
+                f"runs among {n} runs with {levels.size + 1} distinct compute values"
+            )
+        gap = np.abs(n_test - holdout_frac * n).astype(float)
+        gap[~ok] = np.inf
+        cut = float(levels[np.argmin(gap)])  # ties: the smaller threshold, more held out
+    else:
+        cut = float(cutoff)
+        if not np.isfinite(cut):
+            raise InputError(f"cutoff must be a finite number of FLOPs, got {cutoff!r}")
+    mask = C > cut
+    n_test, n_train = int(mask.sum()), int(n - mask.sum())
+    if n_test < min_test or n_train < min_train:
+        raise InputError(
+            f"compute cutoff {cut:.4g} FLOPs leaves {n_train} training and {n_test} held-out runs; "
+            f"need at least {min_train} training and {min_test} held-out runs"
+        )
+    return mask, cut
+
+
+def _noise(family: str, nu):
+    """Standardised ``(logpdf, cdf, ppf)`` functions of the noise family."""
+    from scipy import stats
+
+    if family == "Normal":
+        return (lambda z: -0.5 * z * z - 0.5 * np.log(2 * np.pi)), special.ndtr, stats.norm.ppf
+    if family == "StudentT":
+        const = special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
+        return (
+            lambda z: const - (nu + 1) / 2 * np.log1p(z * z / nu),
+            lambda z: special.stdtr(nu, z),
+            lambda q: stats.t.ppf(q, nu),
+        )
+    raise InputError(f"unknown likelihood family {family!r}; expected Normal or StudentT")
+
+
+def predictive_scores(y, mu, sigma, *, family: str, nu=None, probs=DEFAULT_PROBS) -> dict:
+    """Log predictive density and exact central intervals of a mixture predictive.
+
+    The predictive of each observation is the equal-weight mixture over draws ``s`` of
+    ``family(mu[s, q], sigma[s], nu[s])``. Its quantiles are solved on the mixture CDF by Newton
+    steps safeguarded by bisection, inside the bracket of the smallest and largest per-draw
+    quantile (which always holds the mixture quantile), to a CDF error below 1e-10.
+
+    Parameters
+    ----------
+    y : array_like
+        Observed values, shape ``(Q,)`` (log loss).
+    mu : array_like
+        Location per draw and observation, shape ``(S, Q)``.
+    sigma : array_like
+        Scale per draw, shape ``(S,)``.
+    family : {"Normal", "StudentT"}
+        Noise family.
+    nu : array_like, optional
+        Degrees of freedom per draw (Student-t).
+    probs : sequence of float
+        Central interval probabilities.
+
+    Returns
+    -------
+    dict
+        ``lpd`` ``(Q,)``, ``median`` ``(Q,)``, ``lower`` and ``upper`` ``(len(probs), Q)``.
+
+    Examples
+    --------
+    >>> out = predictive_scores([0.0], np.zeros((1, 1)), np.ones(1), family="Normal",
+    ...                         probs=(0.95,))
+    >>> round(float(out["upper"][0, 0]), 3), round(float(out["lpd"][0]), 4)
+    (1.96, -0.9189)
+    """
+    y = np.asarray(y, dtype=float)
+    mu = np.atleast_2d(np.asarray(mu, dtype=float))
+    sig = np.asarray(sigma, dtype=float).reshape(-1, 1)
+    nu_arr = None if nu is None else np.asarray(nu, dtype=float).reshape(-1, 1)
+    logpdf, cdf, ppf = _noise(family, nu_arr)
+    s = mu.shape[0]
+    lpd = special.logsumexp(logpdf((y[None, :] - mu) / sig) - np.log(sig), axis=0) - np.log(s)
+
+    probs = tuple(float(p) for p in probs)
+    qs = np.array([0.5] + [(1 - p) / 2 for p in probs] + [(1 + p) / 2 for p in probs])
+    q3 = qs[:, None]
+    # per-draw quantiles bracket the mixture quantile: (K, S, Q) -> (K, Q)
+    per_draw = mu[None] + sig[None] * ppf(qs[:, None, None])
+    lo, hi = per_draw.min(axis=1), per_draw.max(axis=1)
+    x = np.median(per_draw, axis=1)
+    for _ in range(_MAX_ITERS):
+        z = (x[:, None, :] - mu[None]) / sig[None]
+        err = cdf(z).mean(axis=1) - q3
+        done = np.abs(err) < _CDF_TOL
+        if done.all():
+            break
+        dens = (np.exp(logpdf(z)) / sig[None]).mean(axis=1)
+        lo = np.where(err < 0, x, lo)
+        hi = np.where(err < 0, hi, x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = x - err / dens
+        inside = (step >= lo) & (step <= hi)
+        x = np.where(done, x, np.where(inside, step, 0.5 * (lo + hi)))
+    k = len(probs)
+    return {"lpd": lpd, "median": x[0], "lower": x[1 : 1 + k], "upper": x[1 + k :]}
+
+
+def _fit_predictive(fit, N, D):
+    """``(mu (S, Q), sigma (S,), nu (S,) or None, family)`` of a fit at new inputs."""
+    from bayescale.posterior import card_of, draws
+
+    card = card_of(fit)
+    law = card.law_spec
+    post = draws(fit)
+    params = {k: v[:, None] for k, v in post.items() if k not in ("sigma", "nu")}
+    mu = np.asarray(law.log_loss(np.asarray(N, float), np.asarray(D, float), params))
+    mu = np.broadcast_to(mu, (post["sigma"].size, len(N)))
+    nu = post.get("nu") if card.family == "StudentT" else None
+    return mu, post["sigma"], nu, card.family
+
+
+def score_fit(fit, test, *, probs=DEFAULT_PROBS) -> pd.DataFrame:
+    """Score held-out runs under a fit's predictive distribution.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        A Bayesian fit (:func:`bayescale.fit`) or point fit (:func:`bayescale.point_fit`).
+    test : Runs or pandas.DataFrame
+        Held-out runs with ``N``, ``D``, ``C`` and ``loss``.
+    probs : sequence of float
+        Central interval probabilities.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The per-run table of :class:`BacktestResult`.
+    """
+    frame = test.frame if hasattr(test, "frame") else test
+    N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
+    loss = frame["loss"].to_numpy(float)
+    mu, sigma, nu, family = _fit_predictive(fit, N, D)
+    sc = predictive_scores(np.log(loss), mu, sigma, family=family, nu=nu, probs=probs)
+    y = np.log(loss)
+    median = np.exp(sc["median"])
+    out = {
+        "N": N,
+        "D": D,
+        "C": frame["C"].to_numpy(float),
+        "loss": loss,
+        "median": median,
+        "lpd": sc["lpd"],
+        "abs_error": np.abs(loss - median),
+    }
+    for i, p in enumerate(probs):
+        lab = _label(p)
+        out[f"pi{lab}_lower"] = np.exp(sc["lower"][i])
+        out[f"pi{lab}_upper"] = np.exp(sc["upper"][i])
+        out[f"covered{lab}"] = (y >= sc["lower"][i]) & (y <= sc["upper"][i])
+    table = pd.DataFrame(out)
+    if "run" in frame:
+        table.insert(0, "run", frame["run"].astype(str).to_numpy())
+    return table
+
+
+def backtest(
+    runs,
+    *,
+    card="chinchilla",
+    holdout_frac: float = 0.2,
+    cutoff: float | None = None,
+    method: str = "bayes",
+    probs=DEFAULT_PROBS,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int = 0,
+    n_bootstrap: int = 100,
+    priors=None,
+) -> BacktestResult:
+    """Hold out the largest runs by compute, fit the rest and score the predictions.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        All runs.
+    card : str, Path or Card, default "chinchilla"
+        Model card.
+    holdout_frac : float, default 0.2
+        Share of runs to hold out (the largest by compute); see :func:`split_by_compute`.
+    cutoff : float, optional
+        Hold out the runs with ``C > cutoff`` FLOPs instead.
+    method : {"bayes", "mle"}, default "bayes"
+        ``"bayes"``: posterior predictive of :func:`bayescale.fit`. ``"mle"``: the Huber point fit
+        of :func:`bayescale.point_fit` with ``n_bootstrap`` refits, each a Normal predictive with
+        its robust residual scale (the Hoffmann/Epoch method).
+    probs : sequence of float, default (0.5, 0.8, 0.9, 0.95)
+        Central predictive interval probabilities to score.
+    draws, tune, chains : int
+        Sampler settings of the Bayesian fit.
+    random_seed : int, default 0
+        Seed of the fit (sampler or bootstrap).
+    n_bootstrap : int, default 100
+        Bootstrap refits of the point fit (``method="mle"``).
+    priors : Mapping, optional
+        Prior overrides of the Bayesian fit.
+
+    Returns
+    -------
+    BacktestResult
+
+    Raises
+    ------
+    InputError
+        For an unknown method, bad probabilities, or a split that leaves too few runs to fit
+        (fewer than the card's parameters plus one) or none to score.
+
+    References
+    ----------
+    Gneiting & Raftery (2007), JASA 102(477) (log score, interval coverage).
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> res = backtest(bs.datasets.simulate(random_seed=0), method="mle", n_bootstrap=20)
+    >>> res.n_test, sorted(res.coverage)
+    (9, [0.5, 0.8, 0.9, 0.95])
+    """
+    from bayescale.cards import load_card
+    from bayescale.posterior import draws as draws_of
+    from bayescale.posterior import provenance
+    from bayescale.runs import load_runs
+
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    probs = tuple(float(p) for p in probs)
+    if not probs or not all(0 < p < 1 for p in probs):
+        raise InputError(f"probs must be probabilities strictly between 0 and 1, got {probs!r}")
+    card_obj = load_card(card, priors=priors)
+    runs = load_runs(runs)
+    mask, cut = split_by_compute(
+        runs.C, holdout_frac=holdout_frac, cutoff=cutoff, min_train=card_obj.n_params + 1
+    )
+    train, test = runs.subset(~mask), runs.subset(mask)
+    if method == "bayes":
+        from bayescale.fitting import fit
+
+        post = fit(train, card=card_obj, draws=draws, tune=tune, chains=chains,
+                   random_seed=random_seed, log_likelihood=False)
+        diagnostics = provenance(post).get("diagnostics")
+    else:
+        from bayescale.pointfit import point_fit
+
+        post = point_fit(train, card=card_obj, n_bootstrap=n_bootstrap, random_seed=random_seed)
+        prov = provenance(post)
+        diagnostics = {"point_estimate": prov["point_estimate"], "optimizer": prov["sampler"]}
+    noise = {
+        f"{k}_median": float(np.median(v))
+        for k, v in draws_of(post, var_names=[k for k in ("sigma", "nu") if k in post.posterior])
+        .items()
+    }
+    diagnostics = {**(diagnostics or {}), "noise": noise}
+    table = score_fit(post, test, probs=probs)
+    return BacktestResult(
+        card=card_obj.name,
+        method=method,
+        cutoff=cut,
+        n_train=len(train),
+        n_test=len(test),
+        table=table,
+        coverage={p: float(table[f"covered{_label(p)}"].mean()) for p in probs},
+        lpd_mean=float(table["lpd"].mean()),
+        median_abs_error=float(table["abs_error"].median()),
+        diagnostics=diagnostics,
+        probs=probs,
+    )
+
+
+def calibration(
+    runs,
+    *,
+    card="chinchilla",
+    holdout_fracs=(0.1, 0.2, 0.3, 0.4),
+    method: str = "bayes",
+    probs=DEFAULT_PROBS,
+    **fit_kwargs,
+) -> pd.DataFrame:
+    """Calibration curve from rolling compute cutoffs: one backtest per held-out fraction.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        All runs.
+    card : str, Path or Card, default "chinchilla"
+        Model card.
+    holdout_fracs : sequence of float, default (0.1, 0.2, 0.3, 0.4)
+        Held-out fractions (each sets a compute cutoff).
+    method : {"bayes", "mle"}
+        As :func:`backtest`.
+    probs : sequence of float
+        Nominal central interval probabilities.
+    **fit_kwargs
+        Passed to :func:`backtest` (``draws``, ``tune``, ``chains``, ``random_seed``,
+        ``n_bootstrap``, ``priors``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table with columns ``holdout_frac, cutoff, prob`` (nominal), ``coverage``
+        (observed), ``n_test``, ``n_train``, ``lpd_mean``, ``method``.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> cal = calibration(bs.datasets.simulate(random_seed=0), method="mle",
+    ...                   holdout_fracs=(0.2, 0.4), n_bootstrap=10)
+    >>> cal.shape
+    (8, 8)
+    """
+    rows = []
+    for frac in holdout_fracs:
+        res = backtest(runs, card=card, holdout_frac=frac, method=method, probs=probs,
+                       **fit_kwargs)
+        for p in res.probs:
+            rows.append(
+                {
+                    "holdout_frac": float(frac),
+                    "cutoff": res.cutoff,
+                    "prob": p,
+                    "coverage": res.coverage[p],
+                    "n_test": res.n_test,
+                    "n_train": res.n_train,
+                    "lpd_mean": res.lpd_mean,
+                    "method": method,
+                }
+            )
+    return pd.DataFrame(rows)
