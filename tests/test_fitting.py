@@ -1,4 +1,4 @@
-"""Fitting: structure, provenance, determinism, recovery of known parameters, save/load, strictness."""
+"""Fitting: structure, provenance, determinism, recovery, save/load, strictness."""
 
 import json
 import warnings

@@ -1,4 +1,4 @@
-"""Laws against direct formulas, limits, PyTensor = NumPy, and closed-form optima vs minimisation."""
+"""Laws vs direct formulas, limits, PyTensor = NumPy, closed-form optima vs minimisation."""
 
 import numpy as np
 import pytest

@@ -74,7 +74,8 @@ def test_pivot_model_density_equals_direct_model(runs, card_name, nat):
         if tr is not None:
             point[value_var.name] = tr.forward(np.asarray(val, dtype=float)).eval()
     logp = model.compile_logp(jacobian=False)(point)
-    assert logp == pytest.approx(_direct_logp(card, runs, nat, log_x0=log_x0), rel=1e-9)  # float summation of ~50 terms
+    # rel 1e-9: float summation of ~50 terms
+    assert logp == pytest.approx(_direct_logp(card, runs, nat, log_x0=log_x0), rel=1e-9)
 
 
 def test_tied_card_has_one_exponent(runs):
