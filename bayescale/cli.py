@@ -441,7 +441,7 @@ def fit(
     chains: ChainsOpt = 4,
     sampler: SamplerOpt = "nutpie",
     prior: PriorOpt = None,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     group: GroupOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,
@@ -677,9 +677,9 @@ def _predict_table(result: dict) -> Table:
 @_guarded
 def predict(
     fit_path: FitArg,
-    N: NOpt = None,  # noqa: N803
-    D: DOpt = None,  # noqa: N803
-    C: COpt = None,  # noqa: N803
+    N: NOpt = None,
+    D: DOpt = None,
+    C: COpt = None,
     target_loss: TargetOpt = None,
     ci_prob: CiProbOpt = 0.9,
     ci_kind: CiKindOpt = "eti",
@@ -933,16 +933,16 @@ def report(
         float, typer.Option("--holdout-frac", help="Share of largest-compute runs held out.")
     ] = 0.2,
     budget: BudgetOpt = None,
-    N: NOpt = None,  # noqa: N803
-    D: DOpt = None,  # noqa: N803
-    C: COpt = None,  # noqa: N803
+    N: NOpt = None,
+    D: DOpt = None,
+    C: COpt = None,
     target_loss: TargetOpt = None,
     seed: SeedOpt = 0,
     draws: DrawsOpt = 2000,
     tune: TuneOpt = 1000,
     chains: ChainsOpt = 4,
     prior: PriorOpt = None,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     group: GroupOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,
@@ -1011,8 +1011,18 @@ def _frame_table(frame, *, title: str, index_name: str) -> Table:
     for col in frame.columns:
         t.add_column(str(col), justify="right")
     for idx, row in frame.iterrows():
-        t.add_row(str(idx), *(_fmt(v) if not isinstance(v, str) else v for v in row.tolist()))
+        t.add_row(str(idx), *(_cell(v) for v in row.tolist()))
     return t
+
+
+def _cell(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "yes" if value else "no"
+    if isinstance(value, int) or type(value).__name__.startswith("int"):
+        return str(int(value))
+    return _fmt(value)
 
 
 @app.command(
@@ -1041,7 +1051,7 @@ def compare(
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
     chains: ChainsOpt = 4,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     group: GroupOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,
@@ -1101,7 +1111,7 @@ def compare(
                 index_name="card",
             )
         )
-    console.print(f"verdict: {result.verdict}", markup=False)
+    console.print(f"verdict: {result.verdict}", markup=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1143,7 +1153,7 @@ def backtest(
     tune: TuneOpt = 1000,
     chains: ChainsOpt = 4,
     prior: PriorOpt = None,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     group: GroupOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,

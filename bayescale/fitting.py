@@ -29,7 +29,7 @@ _COMPILED_MAX = 16
 def _as_runs(runs, *, card: Card):
     from bayescale.runs import load_runs
 
-    return load_runs(runs, n_params_required=card.n_params)
+    return load_runs(runs, n_params_required=card.n_params, variables=card.law_spec.variables)
 
 
 def _compiled(card: Card, model):

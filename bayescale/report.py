@@ -775,7 +775,8 @@ def report(
     Besides the files of :func:`write_report`, writes ``posterior.nc`` (the fit) and
     ``summary.csv`` (the parameter table) in ``out_dir``. A backtest of the card on the
     ``holdout_frac`` largest-compute runs is always run; with ``compare_cards`` the cards are also
-    compared (PSIS-LOO and backtests) and the verdict added.
+    compared (PSIS-LOO and backtests, :func:`bayescale.compare`), the verdict added, and the
+    comparison's fit of ``card`` reused as the report's fit.
 
     Parameters
     ----------
@@ -824,16 +825,19 @@ def report(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out_dir {out_dir} exists and is not a folder")
     sampler = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
-    post = run_fit(runs, card=card, **sampler)
+    comparison = None
+    post = None
+    others = [c for c in (load_card(c) for c in compare_cards or ()) if c.name != card.name]
+    if others:
+        from bayescale.comparison import compare
+
+        comparison = compare(runs, cards=[card, *others], holdout_frac=holdout_frac, **sampler)
+        post = comparison.fits.get(card.name)
+    if post is None:
+        post = run_fit(runs, card=card, **sampler)
     save(post, out_dir / "posterior.nc")
     table = summarize(post, ci_prob=ci_prob, ci_kind=ci_kind)
     atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p))
-    comparison = None
-    if compare_cards:
-        from bayescale.comparison import compare
-
-        cards = [card, *(load_card(c) for c in compare_cards)]
-        comparison = compare(runs, cards=cards, holdout_frac=holdout_frac, **sampler)
     bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, **sampler)
     return write_report(
         post, out_dir, budgets=budgets, queries=queries, target_loss=target_loss,

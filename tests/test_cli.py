@@ -275,9 +275,9 @@ def test_predict_json_contract(fake_fit_dir):
 
 
 def test_predict_with_c_and_table(fake_fit_dir):
-    as_json = json.loads(invoke("predict", fake_fit_dir, "--N", 1e9, "--C", 1.2e20, "--json").stdout)
+    with_c = json.loads(invoke("predict", fake_fit_dir, "--N", 1e9, "--C", 1.2e20, "--json").stdout)
     with_d = json.loads(invoke("predict", fake_fit_dir, "--N", 1e9, "--D", 2e10, "--json").stdout)
-    assert as_json["queries"][0]["median"] == pytest.approx(with_d["queries"][0]["median"])
+    assert with_c["queries"][0]["median"] == pytest.approx(with_d["queries"][0]["median"])
     table = invoke("predict", fake_fit_dir, "--N", 1e9, "--D", 2e10, "--target-loss", 2.5)
     assert table.exit_code == 0
     assert "credible 90%" in table.stdout and "predictive 90%" in table.stdout
@@ -386,21 +386,29 @@ def test_plot_refuses_to_overwrite_the_fit(tmp_path):
 
 
 def test_demo(tmp_path, cli_fit):
+    """The demo without its report (the report is tested through `bayescale report`)."""
     out = tmp_path / "demo"
-    result = invoke("demo", "--out", out, "--draws", 300, "--tune", 300, "--chains", 2)
+    result = invoke(
+        "demo", "--out", out, "--draws", 300, "--tune", 300, "--chains", 2, "--no-report"
+    )
     assert result.exit_code == 0, result.stderr
-    for name in ("posterior.nc", "summary.csv", "runs.csv", "demo.json", "report.html",
-                 "report.md", "report.json"):
+    for name in ("posterior.nc", "summary.csv", "runs.csv", "demo.json"):
         assert (out / name).is_file(), name
-    assert (out / "figures" / "frontier.png").is_file()
+    assert not (out / "report.html").exists()
     assert "Posterior vs the true parameters" in result.stdout
     assert "true D*/N*" in result.stdout and "credible 90%" in result.stdout
     data = json.loads((out / "demo.json").read_text())
     assert data["truth"]["alpha"] == 0.35
+    summary = {row["parameter"]: row for row in data["summary"]}
+    for name in ("E", "alpha", "beta"):
+        lo, hi = summary[name]["eti90_lower"], summary[name]["eti90_upper"]
+        assert lo < data["truth"][name] < hi
     q = data["prediction"]["queries"][0]
     assert q["extrapolation"]["C"] == pytest.approx(2.0)
     assert q["pi"][0] <= data["prediction"]["true_loss"] <= q["pi"][1]
     assert len(data["optimal"]["budgets"]) == 5
+    row = data["optimal"]["budgets"][2]
+    assert row["N_opt"]["lo"] < row["true"]["N_opt"] < row["N_opt"]["hi"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -411,7 +419,7 @@ def test_demo(tmp_path, cli_fit):
 def test_backtest_mle_with_calibration(sim_csv, tmp_path):
     out = tmp_path / "bt"
     result = invoke(
-        "backtest", sim_csv, "--method", "mle", "--bootstrap", 5, "--calibration", "--out", out,
+        "backtest", sim_csv, "--method", "mle", "--bootstrap", 3, "--calibration", "--out", out,
         "--json",
     )
     assert result.exit_code == 0, result.stderr
@@ -485,3 +493,42 @@ def test_report_end_to_end(sim_csv, tmp_path, cli_fit):
     assert data["params"] == doc["params"] and data["predictions"] == doc["predictions"]
     assert len(doc["optimal"]) == 1 and doc["target_loss"] == 2.5
     assert "<img" in (out / "report.html").read_text()
+
+
+def test_compare_plumbing(sim_csv, tmp_path, monkeypatch):
+    """Tables, files and JSON of `compare`, around a stand-in for the (tested) comparison."""
+    import bayescale.comparison
+    from bayescale.comparison import ComparisonResult
+
+    seen = {}
+
+    def fake_compare(runs, *, cards, **kwargs):
+        seen.update(kwargs, cards=[c.name for c in cards], n_runs=len(runs))
+        names = seen["cards"]
+        loo = pd.DataFrame(
+            {"rank": [0, 1], "elpd": [150.0, 120.5], "se": [6.0, 7.0], "elpd_diff": [0.0, 29.5],
+             "dse": [0.0, 5.0], "weight": [0.97, 0.03], "p_loo": [6.1, 5.2], "n_bad_k": [0, 2],
+             "warning": [False, True]},
+            index=pd.Index(names[::-1], name="card"),
+        )
+        return ComparisonResult(
+            loo=loo, backtests=pd.DataFrame(), verdict="chinchilla is preferred (5.9 se)",
+            winner=names[1],
+        )
+
+    monkeypatch.setattr(bayescale.comparison, "compare", fake_compare)
+    out = tmp_path / "cmp"
+    result = invoke(
+        "compare", sim_csv, "--out", out, "--law", "kaplan", "--law", "chinchilla",
+        "--no-backtest", "--draws", 300, "--holdout-frac", 0.3,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert seen["cards"] == ["kaplan", "chinchilla"] and seen["n_runs"] == 45
+    assert seen["backtest"] is False and seen["draws"] == 300 and seen["holdout_frac"] == 0.3
+    assert "verdict: chinchilla is preferred" in result.stdout and "PSIS-LOO" in result.stdout
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved["winner"] == "chinchilla"
+    assert pd.read_csv(out / "loo.csv", index_col=0).loc["kaplan", "n_bad_k"] == 2
+    again = invoke("compare", sim_csv, "--out", out, "--law", "kaplan", "--law", "chinchilla",
+                   "--json")
+    assert json.loads(again.stdout) == saved

@@ -223,3 +223,72 @@ def test_save_figure_atomic(tmp_path):
     for bad in ("../evil", "a/b", ".hidden", ""):
         with pytest.raises(InputError, match="figure name"):
             plots.save_figure(Figure(), tmp_path, bad)
+
+
+def _fake_backtest():
+    """A backtest-like result: 6 held-out runs at two budgets, one outside its 90% interval."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    C = np.array([1e20] * 3 + [1e21] * 3)
+    N = np.array([1e9, 2e9, 4e9, 3e9, 6e9, 1.2e10])
+    med = np.array([2.50, 2.45, 2.48, 2.30, 2.26, 2.29])
+    loss = med + np.array([0.01, -0.02, 0.0, 0.02, 0.2, -0.01])
+    table = pd.DataFrame({"N": N, "D": C / (6 * N), "C": C, "loss": loss, "median": med})
+    for p, half in ((50, 0.01), (90, 0.04)):
+        table[f"pi{p}_lower"] = med - half
+        table[f"pi{p}_upper"] = med + half
+    return SimpleNamespace(card="chinchilla", method="bayes", cutoff=5e19, n_train=20, n_test=6,
+                           table=table, coverage={0.5: 0.5, 0.9: 5 / 6})
+
+
+def test_backtest_figure():
+    import pandas as pd
+
+    res = _fake_backtest()
+    train = pd.DataFrame({"C": [1e19, 3e19, 5e19], "loss": [2.9, 2.7, 2.6]})
+    fig = plots.plot_backtest(res, runs=train)
+    (ax,) = fig.axes
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert "FLOPs" in ax.get_xlabel() and "nats" in ax.get_ylabel()
+    texts = _legend_texts(fig.legends[0])
+    assert "training runs (3)" in texts and "held out, outside 90% (1)" in texts
+    assert "held out, inside 90% (5)" in texts and "cutoff C = 5e19 FLOPs" in texts
+    # Runs sharing a budget are spread around it, smallest model first; intervals hold medians.
+    (med,) = [c for c in ax.collections if c.get_label() == "predictive median"]
+    xy = np.asarray(med.get_offsets())
+    assert np.all(np.diff(xy[:3, 0]) > 0) and xy[1, 0] == pytest.approx(1e20)
+    assert np.all(np.abs(np.log10(xy[:, 0] / res.table["C"])) < 0.05)
+    np.testing.assert_allclose(xy[:, 1], res.table["median"])
+    bad = _fake_backtest()
+    bad.table = bad.table[["N", "D", "C", "loss", "median"]]
+    with pytest.raises(InputError, match="interval columns"):
+        plots.plot_backtest(bad)
+
+
+def test_calibration_figure():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "holdout_frac": [0.2] * 3 + [0.4] * 3,
+            "cutoff": [3e18] * 3 + [1e18] * 3,
+            "prob": [0.5, 0.8, 0.9] * 2,
+            "coverage": [0.44, 0.78, 0.89, 0.5, 0.83, 1.0],
+            "n_test": [9] * 3 + [18] * 3,
+            "method": ["bayes"] * 6,
+        }
+    )
+    fig = plots.plot_calibration(table)
+    (ax,) = fig.axes
+    assert ax.get_xlim() == (0.0, 1.0)
+    assert "Nominal" in ax.get_xlabel() and "Observed" in ax.get_ylabel()
+    curves = [ln for ln in ax.lines if ln.get_label().startswith("bayes")]
+    assert [ln.get_label() for ln in curves] == [
+        "bayes, 20% held out, C > 3e18", "bayes, 40% held out, C > 1e18"
+    ]
+    np.testing.assert_allclose(curves[1].get_ydata(), [0.5, 0.83, 1.0])
+    assert "90% range if calibrated (n = 9 runs)" in _legend_texts(ax.get_legend())
+    with pytest.raises(InputError, match="coverage"):
+        plots.plot_calibration(table.drop(columns="coverage"))

@@ -1,0 +1,75 @@
+"""The notebooks in notebooks/ execute from top to bottom, in fast mode, in a scratch folder.
+
+Each notebook ends with an assertion of the number it tells the reader about, so executing it
+checks the story as well as the code. ``BAYESCALE_FAST=1`` shrinks the sampler (2 chains x 500
+draws); the kernel inherits ``BAYESCALE_DATA_DIR`` from conftest, so real datasets are read from
+the shared folder and nothing is downloaded. The kernel runs in ``tmp_path``: nothing is written
+into the repository.
+"""
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+EXPECTED = [
+    "01_quickstart",
+    "02_chinchilla_replication",
+    "03_kaplan_vs_chinchilla",
+    "04_planning_a_big_run",
+]
+CELL_TIMEOUT = 600
+"""Seconds per cell: a first nutpie compile takes 20-100 s on a loaded 2-core machine."""
+
+
+def _stream_text(nb, name: str) -> str:
+    return "".join(
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == name
+    )
+
+
+def test_notebooks_present():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stripped(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code cells"
+    assert all(not c.outputs and c.execution_count is None for c in code), (
+        f"{path.name} is committed with outputs; strip them"
+    )
+    assert "assert " in code[-1].source, f"{path.name} must end with an assertion"
+    assert "BAYESCALE_FAST" in code[0].source, f"{path.name}'s first cell must read BAYESCALE_FAST"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes(path, tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("BAYESCALE_FAST", "1")
+    nb = nbformat.read(path, as_version=4)
+    # One extra cell reports the kernel's interpreter: it must be this venv's Python.
+    nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint('KERNEL', sys.executable)"))
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # raises CellExecutionError, with the failing cell, on any error
+
+    stdout = _stream_text(nb, "stdout")
+    kernel_python = stdout.rsplit("KERNEL ", 1)[-1].strip()
+    assert Path(kernel_python).resolve() == Path(sys.executable).resolve()
+    # Fast mode must still sample cleanly: a reader should never see sampler warnings.
+    assert "SamplerWarning" not in _stream_text(nb, "stderr")
+    assert not any(tmp_path.iterdir()), "notebooks must not write files"
