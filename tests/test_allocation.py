@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 import pytest
-import xarray as xr
+from fakes import make_fit
 
 from bayescale.allocation import (
     compute_for_target,
@@ -20,29 +20,6 @@ from bayescale.prediction import law_params, predict
 from bayescale.stats import interval
 
 BUDGETS = np.array([1e18, 1e21, 5.76e23, 1e26])
-
-
-def make_fit(params, *, card="chinchilla", sigma=0.01, nu=5.0, n_draws=300):
-    """A fit-shaped DataTree with given posterior draws (scalars become point masses)."""
-    c = load_card(card)
-    shape = (1, n_draws)
-    post = {k: np.broadcast_to(np.asarray(v, float), shape).copy() for k, v in params.items()}
-    for amp in c.law_spec.amplitudes:
-        if amp.name in post:
-            post[f"log_{amp.name}"] = np.log(post[amp.name])
-    post["sigma"] = np.broadcast_to(np.asarray(sigma, float), shape).copy()
-    if c.family == "StudentT":
-        post["nu"] = np.broadcast_to(np.asarray(nu, float), shape).copy()
-    coords = {"chain": [0], "draw": np.arange(n_draws)}
-    n, d = np.array([1e8, 1e10]), np.array([1e9, 1e11])
-    tree = xr.DataTree.from_dict({
-        "posterior": xr.Dataset({k: (("chain", "draw"), v) for k, v in post.items()},
-                                coords=coords),
-        "constant_data": xr.Dataset({"N": ("run", n), "D": ("run", d), "C": ("run", 6 * n * d)}),
-        "observed_data": xr.Dataset({"log_loss": ("run", np.log([3.0, 2.5]))}),
-    })
-    tree.attrs["bayescale_card"] = c.to_json()
-    return tree
 
 
 def chinchilla_draws(n=300, seed=0):

@@ -5,40 +5,14 @@ import copy
 import numpy as np
 import pytest
 import xarray as xr
+from fakes import make_fit
 from scipy import stats
 
-from bayescale.cards import load_card
 from bayescale.errors import BayescaleError, InputError
 from bayescale.laws import chinchilla, get_law
 from bayescale.prediction import loss_draws, predict, prediction_table, query_points
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
-
-
-def make_fit(params, *, card="chinchilla", sigma=0.01, nu=5.0, n_draws=400, seed=0,
-             runs_N=(1e8, 1e9, 1e10), runs_D=(1e9, 1e10, 1e11)):
-    """A fit-shaped DataTree with given posterior draws (scalars become point masses)."""
-    c = load_card(card)
-    law = c.law_spec
-    shape = (1, n_draws)
-    post = {k: np.broadcast_to(np.asarray(v, float), shape).copy() for k, v in params.items()}
-    for amp in law.amplitudes:
-        if amp.name in post:
-            post[f"log_{amp.name}"] = np.log(post[amp.name])
-    post["sigma"] = np.broadcast_to(np.asarray(sigma, float), shape).copy()
-    if c.family == "StudentT":
-        post["nu"] = np.broadcast_to(np.asarray(nu, float), shape).copy()
-    coords = {"chain": [0], "draw": np.arange(n_draws)}
-    posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in post.items()}, coords=coords)
-    n, d = np.asarray(runs_N, float), np.asarray(runs_D, float)
-    rng = np.random.default_rng(seed)
-    const = xr.Dataset({"N": ("run", n), "D": ("run", d), "C": ("run", 6 * n * d)})
-    obs = xr.Dataset({"log_loss": ("run", np.log(2.0 + rng.uniform(size=n.size)))})
-    tree = xr.DataTree.from_dict(
-        {"posterior": posterior, "constant_data": const, "observed_data": obs}
-    )
-    tree.attrs["bayescale_card"] = c.to_json()
-    return tree
 
 
 def scattered(n_draws=400, seed=0):
