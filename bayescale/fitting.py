@@ -169,6 +169,9 @@ def fit(
                 progressbar=progress,
                 compute_convergence_checks=False,
                 nuts_sampler="pymc",
+                # not fork: the process already runs threads (nutpie, BLAS), and Python 3.12
+                # warns that fork() may then deadlock
+                mp_ctx="forkserver",
                 target_accept=target_accept,
             )
     t2 = time.perf_counter()

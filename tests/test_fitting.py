@@ -138,10 +138,6 @@ def test_bad_options(sim_runs):
         fit(sim_runs, draws=0)
 
 
-# PyMC's own NUTS overflows a dot product in its first tuning steps from jittered starts; the
-# sampler recovers (checked below through the fit's diagnostics), but the RuntimeWarning would be
-# turned into a chain failure in the forked workers by filterwarnings=error.
-@pytest.mark.filterwarnings("ignore:overflow encountered in dot:RuntimeWarning")
 def test_pymc_sampler_option(sim_runs):
     # A small law keeps PyMC's (slower) NUTS cheap: this checks the plumbing of the option.
     post = fit(sim_runs, card="kaplan-N", draws=500, tune=500, chains=2, random_seed=3,
