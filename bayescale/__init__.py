@@ -28,6 +28,7 @@ _API = {
     "calibration": "bayescale.backtesting",
     "compare": "bayescale.comparison",
     "point_fit": "bayescale.pointfit",
+    "estimate_discrepancy": "bayescale.discrepancy",
     "load_runs": "bayescale.runs",
     "Runs": "bayescale.runs",
     "load_card": "bayescale.cards",

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from bayescale.discrepancy import as_tau, extrapolation_decades, inflated_scale
 from bayescale.errors import InputError
 
 __all__ = [
@@ -80,6 +81,13 @@ class BacktestResult:
         ``noise``: posterior (or bootstrap) medians of ``sigma`` (and ``nu``).
     probs : tuple of float
         Interval probabilities scored.
+    coverage_calibrated, lpd_mean_calibrated : dict, float or None
+        With ``discrepancy=True``: coverage and mean log predictive density of the same held-out
+        runs with the noise scale inflated by the discrepancy ``tau`` (None otherwise).
+    tau : float or None
+        The discrepancy estimated on the training runs only (None without ``discrepancy``).
+    discrepancy : dict or None
+        :meth:`bayescale.discrepancy.Discrepancy.to_dict` of that estimate, without its table.
     """
 
     card: str
@@ -93,6 +101,10 @@ class BacktestResult:
     median_abs_error: float
     diagnostics: dict | None
     probs: tuple = field(default=DEFAULT_PROBS)
+    coverage_calibrated: dict | None = None
+    lpd_mean_calibrated: float | None = None
+    tau: float | None = None
+    discrepancy: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the table as a list of records, coverage keyed by probability).
@@ -101,7 +113,7 @@ class BacktestResult:
         -------
         dict
         """
-        return {
+        out = {
             "card": self.card,
             "method": self.method,
             "cutoff": float(self.cutoff),
@@ -114,6 +126,14 @@ class BacktestResult:
             "diagnostics": self.diagnostics,
             "table": json.loads(self.table.to_json(orient="records")),
         }
+        if self.tau is not None:
+            out["tau"] = float(self.tau)
+            out["coverage_calibrated"] = {
+                f"{p:g}": float(c) for p, c in (self.coverage_calibrated or {}).items()
+            }
+            out["lpd_mean_calibrated"] = float(self.lpd_mean_calibrated)
+            out["discrepancy"] = self.discrepancy
+        return out
 
 
 def split_by_compute(C, *, holdout_frac: float = 0.2, cutoff: float | None = None,
@@ -219,7 +239,8 @@ def predictive_scores(y, mu, sigma, *, family: str, nu=None, probs=DEFAULT_PROBS
     mu : array_like
         Location per draw and observation, shape ``(S, Q)``.
     sigma : array_like
-        Scale per draw, shape ``(S,)``.
+        Scale per draw, shape ``(S,)``, or per draw and observation, shape ``(S, Q)`` (an
+        inflated scale, see :mod:`bayescale.discrepancy`).
     family : {"Normal", "StudentT"}
         Noise family.
     nu : array_like, optional
@@ -241,7 +262,8 @@ def predictive_scores(y, mu, sigma, *, family: str, nu=None, probs=DEFAULT_PROBS
     """
     y = np.asarray(y, dtype=float)
     mu = np.atleast_2d(np.asarray(mu, dtype=float))
-    sig = np.asarray(sigma, dtype=float).reshape(-1, 1)
+    sig = np.asarray(sigma, dtype=float)
+    sig = sig if sig.ndim == 2 else sig.reshape(-1, 1)
     nu_arr = None if nu is None else np.asarray(nu, dtype=float).reshape(-1, 1)
     logpdf, cdf, ppf = _noise(family, nu_arr)
     s = mu.shape[0]
@@ -285,7 +307,7 @@ def _fit_predictive(fit, N, D):
     return mu, post["sigma"], nu, card.family
 
 
-def score_fit(fit, test, *, probs=DEFAULT_PROBS) -> pd.DataFrame:
+def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy=None) -> pd.DataFrame:
     """Score held-out runs under a fit's predictive distribution.
 
     Parameters
@@ -296,6 +318,9 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS) -> pd.DataFrame:
         Held-out runs with ``N``, ``D``, ``C`` and ``loss``.
     probs : sequence of float
         Central interval probabilities.
+    discrepancy : float or Discrepancy, optional
+        Inflate each draw's noise scale to ``sqrt(sigma**2 + (tau * Delta)**2)``, ``Delta`` the
+        compute decades beyond the fit's largest run (:mod:`bayescale.discrepancy`).
 
     Returns
     -------
@@ -306,6 +331,12 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS) -> pd.DataFrame:
     N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
     loss = frame["loss"].to_numpy(float)
     mu, sigma, nu, family = _fit_predictive(fit, N, D)
+    tau = as_tau(discrepancy)
+    if tau > 0:
+        from bayescale.posterior import runs_of
+
+        delta = extrapolation_decades(frame["C"].to_numpy(float), runs_of(fit)["C"].max())
+        sigma = inflated_scale(np.asarray(sigma, float)[:, None], tau, delta[None, :])
     sc = predictive_scores(np.log(loss), mu, sigma, family=family, nu=nu, probs=probs)
     y = np.log(loss)
     median = np.exp(sc["median"])
@@ -343,6 +374,8 @@ def backtest(
     random_seed: int = 0,
     n_bootstrap: int = 100,
     priors=None,
+    discrepancy: bool = False,
+    discrepancy_fracs=(0.1, 0.2, 0.3),
 ) -> BacktestResult:
     """Hold out the largest runs by compute, fit the rest and score the predictions.
 
@@ -370,6 +403,15 @@ def backtest(
         Bootstrap refits of the point fit (``method="mle"``).
     priors : Mapping, optional
         Prior overrides of the Bayesian fit.
+    discrepancy : bool, default False
+        Also score with an extrapolation discrepancy (``method="bayes"`` only), estimated by
+        :func:`bayescale.discrepancy.estimate_discrepancy` on the *training* runs alone (nested
+        rolling backtests at ``discrepancy_fracs``), so the held-out runs never inform ``tau``.
+        Adds ``coverage_calibrated``, ``lpd_mean_calibrated``, ``tau`` and table columns
+        ``lpd_calibrated``, ``pi{p}_lower_calibrated``, ``pi{p}_upper_calibrated``,
+        ``covered{p}_calibrated``; the uncalibrated fields are unchanged.
+    discrepancy_fracs : sequence of float, default (0.1, 0.2, 0.3)
+        Held-out fractions of the nested backtests (of the training runs).
 
     Returns
     -------
@@ -399,6 +441,8 @@ def backtest(
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if discrepancy and method != "bayes":
+        raise InputError(f"discrepancy needs method 'bayes', got method {method!r}")
     probs = tuple(float(p) for p in probs)
     if not probs or not all(0 < p < 1 for p in probs):
         raise InputError(f"probs must be probabilities strictly between 0 and 1, got {probs!r}")
@@ -427,6 +471,27 @@ def backtest(
     }
     diagnostics = {**(diagnostics or {}), "noise": noise}
     table = score_fit(post, test, probs=probs)
+    extra = {}
+    if discrepancy:
+        from bayescale.discrepancy import estimate_discrepancy
+
+        disc = estimate_discrepancy(train, card=card_obj, holdout_fracs=discrepancy_fracs,
+                                    draws=draws, tune=tune, chains=chains,
+                                    random_seed=random_seed)
+        cal = score_fit(post, test, probs=probs, discrepancy=disc)
+        cols = ["lpd"] + [
+            f"{k}{_label(p)}{b}" for p in probs
+            for k, b in (("pi", "_lower"), ("pi", "_upper"), ("covered", ""))
+        ]
+        table = table.assign(**{f"{c}_calibrated": cal[c].to_numpy() for c in cols})
+        summary = disc.to_dict()
+        summary.pop("table")
+        extra = {
+            "coverage_calibrated": {p: float(cal[f"covered{_label(p)}"].mean()) for p in probs},
+            "lpd_mean_calibrated": float(cal["lpd"].mean()),
+            "tau": float(disc.tau),
+            "discrepancy": summary,
+        }
     return BacktestResult(
         card=card_obj.name,
         method=method,
@@ -439,6 +504,7 @@ def backtest(
         median_abs_error=float(table["abs_error"].median()),
         diagnostics=diagnostics,
         probs=probs,
+        **extra,
     )
 
 

@@ -631,6 +631,8 @@ def _predict_json(ds) -> dict:
     }
     if has_target:
         out["target_loss"] = float(ds.attrs.get("target_loss"))
+    if "discrepancy_tau" in ds.attrs:
+        out["discrepancy_tau"] = float(ds.attrs["discrepancy_tau"])
     out["queries"] = queries
     return out
 
@@ -685,6 +687,15 @@ def predict(
     ci_kind: CiKindOpt = "eti",
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
+    discrepancy: Annotated[
+        float | None,
+        typer.Option(
+            "--discrepancy",
+            help="Extrapolation discrepancy tau: sd of log loss per decade of compute beyond "
+            "the fitted runs; widens the predictive interval (estimate it with backtest "
+            "--discrepancy).",
+        ),
+    ] = None,
 ):
     """Predict the loss of new runs: median, credible and predictive intervals, extrapolation."""
     from bayescale.stats import check_ci
@@ -695,7 +706,8 @@ def predict(
     from bayescale.prediction import predict as _predict
 
     ds = _predict(
-        tree, **q, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind, random_seed=seed
+        tree, **q, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind, random_seed=seed,
+        discrepancy=discrepancy,
     )
     result = _predict_json(ds)
     if as_json:
@@ -1148,6 +1160,14 @@ def backtest(
     calibration: Annotated[
         bool, typer.Option("--calibration", help="Also rolling cutoffs: a calibration curve.")
     ] = False,
+    discrepancy: Annotated[
+        bool,
+        typer.Option(
+            "--discrepancy",
+            help="Also score with an extrapolation discrepancy estimated on the training runs "
+            "only (nested rolling backtests; bayes only).",
+        ),
+    ] = False,
     seed: SeedOpt = 0,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
@@ -1169,6 +1189,8 @@ def backtest(
 
     if method not in ("bayes", "mle"):
         raise InputError(f"--method must be bayes or mle, got {method!r}")
+    if discrepancy and method != "bayes":
+        raise InputError(f"--discrepancy needs --method bayes, got {method!r}")
     card = load_card(law, priors=_parse_priors(prior))
     filters = _filters(
         group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params
@@ -1190,6 +1212,7 @@ def backtest(
             cutoff=cutoff,
             method=method,
             n_bootstrap=bootstrap,
+            discrepancy=discrepancy,
             **fit_kwargs,
         )
         calib = None
@@ -1220,6 +1243,12 @@ def backtest(
     for p, cov in sorted(result.coverage.items()):
         t.add_row(f"coverage of {float(p):.0%} predictive intervals", f"{cov:.3f}")
     t.add_row("mean log predictive density per run", _fmt(result.lpd_mean))
+    if result.tau is not None:
+        t.add_row("discrepancy tau (sd of log loss per decade)", _fmt(result.tau))
+        for p, cov in sorted(result.coverage_calibrated.items()):
+            t.add_row(f"coverage of {float(p):.0%} intervals with discrepancy", f"{cov:.3f}")
+        t.add_row("mean log predictive density with discrepancy",
+                  _fmt(result.lpd_mean_calibrated))
     t.add_row("median absolute error of loss", _fmt(result.median_abs_error))
     console.print(t)
     if calib is not None:

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
+from bayescale.discrepancy import as_tau, inflated_scale
 from bayescale.errors import InputError
 from bayescale.laws import FLOPS_PER_PARAM_TOKEN, Law
 from bayescale.likelihood import draw_noise
@@ -296,6 +297,7 @@ def predict(
     ci_prob: float = 0.9,
     ci_kind: str = "eti",
     random_seed=0,
+    discrepancy=None,
 ) -> xr.Dataset:
     """Posterior of the law's loss and the posterior predictive of a new run at query points.
 
@@ -317,6 +319,13 @@ def predict(
         Seed of the noise draws of the predictive interval: one draw per posterior draw, shared
         by all queries, so each query's predictive draws are exact and the interval is smooth
         along a query grid.
+    discrepancy : float or Discrepancy, optional
+        Extrapolation discrepancy ``tau`` (sd of log loss per decade of compute beyond the fitted
+        runs; see :mod:`bayescale.discrepancy`). Each draw's noise scale becomes
+        ``sqrt(sigma**2 + (tau * Delta)**2)`` with ``Delta = max(0, extrapolation_C)``, in ``pi``
+        and ``p_below_target`` (a Student-t card keeps its family and ``nu``; only the scale
+        grows). ``ci`` is unchanged: it is the law's uncertainty under the law. None or 0: no
+        discrepancy.
 
     Returns
     -------
@@ -326,12 +335,14 @@ def predict(
         law's loss), ``pi`` (predictive interval of one new run), ``extrapolation_N``,
         ``extrapolation_D``, ``extrapolation_C`` (decades outside the fitted runs) and, with a
         target, ``p_below_target`` and ``p_law_below_target``. Attrs ``ci_prob``, ``ci_kind``,
-        ``card``, ``law``, ``n_draws``, ``random_seed`` and ``target_loss`` (when given).
+        ``card``, ``law``, ``n_draws``, ``random_seed``, ``target_loss`` (when given) and
+        ``discrepancy_tau`` (when a discrepancy is given).
 
     Raises
     ------
     InputError
-        For a bad query (see :func:`query_points`), target or interval option.
+        For a bad query (see :func:`query_points`), target or interval option, or a positive
+        discrepancy with queries of unknown compute.
 
     References
     ----------
@@ -351,11 +362,26 @@ def predict(
             raise InputError(f"target_loss must be a number, got {target_loss!r}") from None
         if not (np.isfinite(target_loss) and target_loss > 0):
             raise InputError(f"target_loss must be finite and > 0, got {target_loss!r}")
+    tau = as_tau(discrepancy)
     card = card_of(fit)
     law, params, noise = law_params(fit)
     n, d, c = query_points(law, N=N, D=D, C=C)
     q = n.size
     s = noise["sigma"].size
+    runs = fit["constant_data"]
+    extrapolation = {
+        var: _extrapolation(x, runs[var].to_numpy() if var in runs else np.array([]))
+        for var, x in (("N", n), ("D", d), ("C", c))
+    }
+    delta = None
+    if tau > 0:
+        delta = np.maximum(extrapolation["C"], 0.0)
+        if np.isnan(delta).any():
+            bad = np.flatnonzero(np.isnan(delta))[:5].tolist()
+            raise InputError(
+                f"discrepancy needs the compute C of every query and of the fitted runs; "
+                f"unknown at query {bad}"
+            )
     # One noise draw per posterior draw, shared by all queries (common random numbers): each
     # query's predictive draws are exact draws of its posterior predictive, intervals vary
     # smoothly along a query grid, and no (query x draw) random numbers are needed.
@@ -373,11 +399,12 @@ def predict(
     def work(blk):
         loss = loss_block(law, params, n[blk], d[blk])
         mean[blk] = loss.mean(axis=1)
+        scale = sigma if delta is None else inflated_scale(sigma, tau, delta[blk, None])
         if target_loss is not None:
             p_law[blk] = (loss < target_loss).mean(axis=1)
-            z = (np.log(target_loss) - np.log(loss)) / sigma
+            z = (np.log(target_loss) - np.log(loss)) / scale
             p_run[blk] = _noise_cdf(z, noise).mean(axis=1)
-        new_run = loss * noise_factor
+        new_run = loss * (noise_factor if delta is None else np.exp(scale * eps[None, :]))
         # Both arrays are block temporaries: select their order statistics in place.
         pi[blk] = median_interval(
             new_run, ci_prob=ci_prob, ci_kind=ci_kind, axis=-1, overwrite_input=True
@@ -388,7 +415,6 @@ def predict(
 
     run_blocks(work, q, s)
 
-    runs = fit["constant_data"]
     data = {
         "N": ("query", n),
         "D": ("query", d),
@@ -401,9 +427,8 @@ def predict(
     if target_loss is not None:
         data["p_below_target"] = ("query", p_run)
         data["p_law_below_target"] = ("query", p_law)
-    for var, x in (("N", n), ("D", d), ("C", c)):
-        fitted = runs[var].to_numpy() if var in runs else np.array([])
-        data[f"extrapolation_{var}"] = ("query", _extrapolation(x, fitted))
+    for var in ("N", "D", "C"):
+        data[f"extrapolation_{var}"] = ("query", extrapolation[var])
     attrs = {
         "ci_prob": float(ci_prob),
         "ci_kind": ci_kind,
@@ -414,6 +439,8 @@ def predict(
     }
     if target_loss is not None:
         attrs["target_loss"] = target_loss
+    if discrepancy is not None:
+        attrs["discrepancy_tau"] = tau
     return xr.Dataset(
         data, coords={"query": np.arange(q), "ci_bound": list(CI_BOUNDS)}, attrs=attrs
     )
