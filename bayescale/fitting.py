@@ -73,7 +73,7 @@ def fit(
     strict: bool = False,
     progress: bool = False,
     log_likelihood: bool = True,
-    target_accept: float = 0.9,
+    target_accept: float = 0.95,
     adaptation: str = "low_rank",
 ):
     """Sample the posterior of a scaling law on a table of training runs.
@@ -98,8 +98,10 @@ def fit(
         Show the sampler's progress bar (on stderr).
     log_likelihood : bool, default True
         Store the pointwise log-likelihood (needed by PSIS-LOO).
-    target_accept : float, default 0.9
-        NUTS target acceptance rate.
+    target_accept : float, default 0.95
+        NUTS target acceptance rate. With low-rank adaptation, 0.8 left 1-3 divergences per fit
+        on the Chinchilla runs and 0.9 an occasional single one on small or misspecified tables;
+        0.95 costs about 20% more gradient steps, small next to the compile time.
     adaptation : {"low_rank", "diag"}, default "low_rank"
         nutpie's mass-matrix adaptation. Low-rank adaptation learns the remaining correlations
         (E with the amplitudes); measured on the Chinchilla runs it needs 6.5 instead of 43
@@ -141,7 +143,9 @@ def fit(
 
         compiled, cached = _compiled(card, model)
         if cached:
-            compiled = compiled.with_data(N=runs.N, D=runs.D, log_loss_obs=np.log(runs.loss))
+            data = {"N": runs.N, "D": runs.D, "log_loss_obs": np.log(runs.loss)}
+            known = {var.name for var in compiled.shared_var_keys}  # one-variable laws drop N or D
+            compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
         t1 = time.perf_counter()
         trace = nutpie.sample(
             compiled,

@@ -82,7 +82,11 @@ def build_model(card: Card, runs, *, coords_run=None):
                     loc, scale = mu - e * lx0, s
                 else:
                     loc, scale = e * (mu - lx0), e * s
-                t = pm.Normal(f"log_{amp.name}_pivot", loc, scale)
+                # A data-independent start: nutpie evaluates initial points on the data the
+                # model was compiled with, so a start that moved with the pivot would make a
+                # cached refit differ from a fresh fit with the same seed.
+                start = float(mu) if ref is not None else 0.0
+                t = pm.Normal(f"log_{amp.name}_pivot", loc, scale, initval=start)
                 log_amp = amp.log_amplitude(t, e, lx0)
             else:
                 if ref is not None:

@@ -41,7 +41,7 @@ def sim_fit(sim_runs):
     """One small fit of the default card on the simulated sweep, shared by plumbing tests."""
     from bayescale.fitting import fit
 
-    return fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=2, random_seed=1)
+    return fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=4, random_seed=1)
 
 
 @pytest.fixture(scope="session")

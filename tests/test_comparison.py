@@ -59,7 +59,7 @@ def test_compare_input_errors(sim_runs):
 
 
 def test_compare_prefers_chinchilla_on_chinchilla_data(sim_runs, sim_fit):
-    res = compare(sim_runs, cards=("kaplan", "chinchilla"), draws=1000, tune=1000, chains=2,
+    res = compare(sim_runs, cards=("kaplan", "chinchilla"), draws=1000, tune=1000, chains=4,
                   random_seed=1)
     assert isinstance(res, ComparisonResult)
     assert res.winner == "chinchilla"

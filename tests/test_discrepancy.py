@@ -30,7 +30,7 @@ HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 C_MAX = 6e21  # largest fitted run of fakes.make_fit (N 1e10, D 1e11)
 BUDGETS = (1e17, 1e18, 1e19, 1e20, 1e21)
 # The Student-t card: chinchilla-normal fits of the Kaplan-law runs have a few divergences.
-SMALL = {"draws": 1000, "tune": 1000, "chains": 2, "random_seed": 1}
+SMALL = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 1}
 
 
 def scattered(n_draws=400, seed=0):
@@ -259,7 +259,7 @@ def test_cli_backtest_discrepancy(tmp_path):
     )
     runner = CliRunner()
     args = ["backtest", str(csv), "--law", "chinchilla", "--discrepancy",
-            "--draws", "1000", "--tune", "1000", "--chains", "2", "--seed", "1",
+            "--draws", "1000", "--tune", "1000", "--chains", "4", "--seed", "1",
             "--out", str(tmp_path / "bt")]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.stderr

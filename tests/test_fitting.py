@@ -20,7 +20,7 @@ def test_fit_structure_and_provenance(sim_fit, sim_runs):
     post = sim_fit["posterior"]
     for name in LAW_PARAMS + ["log_A", "log_B", "sigma", "nu"]:
         assert post[name].dims == ("chain", "draw")
-    assert sim_fit["log_likelihood"]["log_loss"].shape == (2, 1000, len(sim_runs))
+    assert sim_fit["log_likelihood"]["log_loss"].shape == (4, 1000, len(sim_runs))
     np.testing.assert_allclose(sim_fit["constant_data"]["N"], sim_runs["N"])
     card = json.loads(sim_fit.attrs["bayescale_card"])
     assert card["name"] == "chinchilla" and card["likelihood"]["family"] == "StudentT"
@@ -53,10 +53,10 @@ def test_pointwise_loglik_matches_model_density(sim_fit):
 
 
 def test_same_seed_same_posterior(sim_runs, sim_fit):
-    again = fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=2, random_seed=1)
+    again = fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=4, random_seed=1)
     for name in LAW_PARAMS:
         np.testing.assert_array_equal(again["posterior"][name], sim_fit["posterior"][name])
-    other = fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=2, random_seed=2)
+    other = fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=4, random_seed=2)
     assert not np.array_equal(other["posterior"]["E"], sim_fit["posterior"]["E"])
 
 
@@ -78,7 +78,7 @@ def test_recovers_chinchilla_parameters(sim_fit, sim_runs):
 @pytest.mark.parametrize("seed", [11, 12])
 def test_recovers_kaplan_parameters(seed):
     runs = datasets.simulate(law="kaplan", random_seed=seed)
-    post = fit(runs, card="kaplan", draws=1000, tune=1000, chains=2, random_seed=seed,
+    post = fit(runs, card="kaplan", draws=1000, tune=1000, chains=4, random_seed=seed,
                strict=True)
     truth = runs.attrs["true_params"]
     names = ["N_c", "D_c", "alpha_N", "alpha_D"]
@@ -145,3 +145,21 @@ def test_pymc_sampler_option(sim_runs):
     assert post["posterior"].sizes["draw"] == 500
     assert json.loads(post.attrs["bayescale_sampler"])["sampler"] == "pymc"
     assert json.loads(post.attrs["bayescale_diagnostics"])["ok"]
+
+
+def test_cached_refit_equals_fresh_compile(sim_runs, monkeypatch):
+    """A compiled model refitted on new data gives what a fresh compile on that data gives."""
+    from collections import OrderedDict
+
+    from bayescale import fitting
+
+    other = datasets.simulate(law="kaplan", random_seed=5)
+    opts = dict(card="kaplan-N", draws=500, tune=500, chains=2, random_seed=4)
+    monkeypatch.setattr(fitting, "_COMPILED", OrderedDict())
+    fresh = fit(sim_runs, **opts)
+    monkeypatch.setattr(fitting, "_COMPILED", OrderedDict())
+    fit(other, **opts)  # compiles on other data
+    refit = fit(sim_runs, **opts)
+    assert json.loads(refit.attrs["bayescale_sampler"])["compile_cached"]
+    for name in ("N_c", "alpha_N", "sigma"):
+        np.testing.assert_array_equal(refit["posterior"][name], fresh["posterior"][name])

@@ -1,9 +1,9 @@
 """The notebooks in notebooks/ execute from top to bottom, in fast mode, in a scratch folder.
 
 Each notebook ends with an assertion of the number it tells the reader about, so executing it
-checks the story as well as the code. ``BAYESCALE_FAST=1`` shrinks the sampler (2 chains x 500
-draws); the kernel inherits ``BAYESCALE_DATA_DIR`` from conftest, so real datasets are read from
-the shared folder and nothing is downloaded. The kernel runs in ``tmp_path``: nothing is written
+checks the story as well as the code. ``BAYESCALE_FAST=1`` uses the library's default sampler
+(4 chains x 2000 draws; unset, longer chains); the kernel inherits ``BAYESCALE_DATA_DIR``
+from conftest, so real datasets are read from the shared folder and nothing is downloaded. The kernel runs in ``tmp_path``: nothing is written
 into the repository.
 """
 

@@ -182,7 +182,8 @@ def test_pairs_default_and_subset(sim_fit):
     fig = plots.plot_pairs(sim_fit, var_names=["alpha", "beta", "sigma"])
     assert len(fig.axes) == 6
     scatter = fig.axes[3].collections[0]  # row beta, column alpha
-    assert len(scatter.get_offsets()) == sim_fit.posterior.sizes["draw"] * 2
+    n_draws = sim_fit.posterior.sizes["draw"] * sim_fit.posterior.sizes["chain"]
+    assert len(scatter.get_offsets()) == n_draws
 
 
 def test_pairs_unknown_variable(sim_fit):
