@@ -3,8 +3,8 @@
 Each notebook ends with an assertion of the number it tells the reader about, so executing it
 checks the story as well as the code. ``BAYESCALE_FAST=1`` uses the library's default sampler
 (4 chains x 2000 draws; unset, longer chains); the kernel inherits ``BAYESCALE_DATA_DIR``
-from conftest, so real datasets are read from the shared folder and nothing is downloaded. The kernel runs in ``tmp_path``: nothing is written
-into the repository.
+from conftest, so real datasets are read from the shared folder and nothing is downloaded.
+The kernel runs in ``tmp_path``: nothing is written into the repository.
 """
 
 import sys
