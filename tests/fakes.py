@@ -35,3 +35,15 @@ def make_fit(params, *, card="chinchilla", sigma=0.01, nu=5.0, n_draws=None, see
     )
     tree.attrs["bayescale_card"] = c.to_json()
     return tree
+
+
+def scattered(n_draws=400, seed=0):
+    """Posterior draws scattered around Hoffmann et al. (2022)'s fit."""
+    rng = np.random.default_rng(seed)
+    return {
+        "E": 1.69 + 0.02 * rng.standard_normal(n_draws),
+        "A": 406.4 * np.exp(0.1 * rng.standard_normal(n_draws)),
+        "B": 410.7 * np.exp(0.1 * rng.standard_normal(n_draws)),
+        "alpha": 0.34 + 0.01 * rng.standard_normal(n_draws),
+        "beta": 0.28 + 0.01 * rng.standard_normal(n_draws),
+    }

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import make_fit
+from fakes import make_fit, scattered
 from scipy import special, stats
 from typer.testing import CliRunner
 
@@ -31,17 +31,6 @@ C_MAX = 6e21  # largest fitted run of fakes.make_fit (N 1e10, D 1e11)
 BUDGETS = (1e17, 1e18, 1e19, 1e20, 1e21)
 # The Student-t card: chinchilla-normal fits of the Kaplan-law runs have a few divergences.
 SMALL = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 1}
-
-
-def scattered(n_draws=400, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "E": 1.69 + 0.02 * rng.standard_normal(n_draws),
-        "A": 406.4 * np.exp(0.1 * rng.standard_normal(n_draws)),
-        "B": 410.7 * np.exp(0.1 * rng.standard_normal(n_draws)),
-        "alpha": 0.34 + 0.01 * rng.standard_normal(n_draws),
-        "beta": 0.28 + 0.01 * rng.standard_normal(n_draws),
-    }
 
 
 def compute_grid():

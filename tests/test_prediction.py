@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 import xarray as xr
-from fakes import make_fit
+from fakes import make_fit, scattered
 from scipy import stats
 
 from bayescale.errors import BayescaleError, InputError
@@ -13,18 +13,6 @@ from bayescale.laws import chinchilla, get_law
 from bayescale.prediction import loss_draws, predict, prediction_table, query_points
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
-
-
-def scattered(n_draws=400, seed=0):
-    """Posterior draws scattered around Hoffmann et al. (2022)'s fit."""
-    rng = np.random.default_rng(seed)
-    return {
-        "E": 1.69 + 0.02 * rng.standard_normal(n_draws),
-        "A": 406.4 * np.exp(0.1 * rng.standard_normal(n_draws)),
-        "B": 410.7 * np.exp(0.1 * rng.standard_normal(n_draws)),
-        "alpha": 0.34 + 0.01 * rng.standard_normal(n_draws),
-        "beta": 0.28 + 0.01 * rng.standard_normal(n_draws),
-    }
 
 
 def test_point_mass_posterior_gives_the_law():
