@@ -132,6 +132,18 @@ class Card:
         """Number of sampled parameters, noise included."""
         return len(self.free_params) + len(self.noise_param_names)
 
+    def optimum_references(self) -> list[Reference]:
+        """References that give every parameter the law's compute optimum needs.
+
+        Examples
+        --------
+        >>> [r.source[:15] for r in load_card("chinchilla").optimum_references()][:1]
+        ['Hoffmann et al.']
+        """
+        law = self.law_spec
+        need = [a.name for a in law.amplitudes] + [a.exponent for a in law.amplitudes]
+        return [r for r in self.references if all(k in r.params for k in need)]
+
     def all_priors(self) -> dict[str, Prior]:
         """Priors of every sampled parameter, law then noise."""
         return {**{p: self.priors[p] for p in self.free_params}, **dict(self.noise_priors)}
@@ -159,7 +171,7 @@ class Card:
         --------
         >>> card = load_card("chinchilla").with_priors({"alpha": "Beta(2, 5)"})
         >>> str(card.priors["alpha"])
-        'Beta(alpha=2.0, beta=5.0)'
+        'Beta(alpha=2, beta=5)'
         """
         if not overrides:
             return self

@@ -197,13 +197,6 @@ def _extent(values, pad: float) -> tuple[float, float]:
     return 10 ** (lv.min() - pad), 10 ** (lv.max() + pad)
 
 
-def _references(card):
-    """References carrying every parameter the law's optimum needs."""
-    law = card.law_spec
-    need = [a.name for a in law.amplitudes] + [a.exponent for a in law.amplitudes]
-    return [r for r in card.references if all(k in r.params for k in need)]
-
-
 def _short_source(source: str, width: int = 48) -> str:
     return source if len(source) <= width else source[: width - 1].rstrip() + "…"
 
@@ -436,7 +429,7 @@ def plot_allocation(
     panels = [("N*", N_LABEL, n_opt), ("D*", D_LABEL, d_opt)]
     if tokens_per_param:
         panels.append(("D*/N*", "Tokens per parameter D*/N*", d_opt / n_opt))
-    refs = _references(card)
+    refs = card.optimum_references()
 
     fig = Figure(figsize=(4.2 * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), sharex=True)

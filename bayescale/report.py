@@ -267,11 +267,9 @@ def _optimal_rows(fit, budgets, *, ci_prob, ci_kind) -> list[dict]:
 
 def _reference_rows(card, budgets) -> list[dict]:
     """Each published fit's compute-optimal allocation at the report's budgets."""
-    from bayescale.plots import _references
-
     law = card.law_spec
     out = []
-    for ref in _references(card):
+    for ref in card.optimum_references():
         n, d = law.optimal(np.asarray(budgets), dict(ref.params))
         for b, ni, di in zip(budgets, np.atleast_1d(n), np.atleast_1d(d), strict=True):
             out.append(
