@@ -9,8 +9,8 @@ The public API is imported lazily: ``import bayescale`` loads no PyMC.
 Examples
 --------
 >>> import bayescale as bs
->>> sorted(bs.__all__)[:3]
-['backtest', 'calibration', 'compare']
+>>> [name for name in ("fit", "predict", "best_epochs") if name in bs.__all__]
+['fit', 'predict', 'best_epochs']
 """
 
 from importlib import import_module
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 _API = {
     "fit": "bayescale.fitting",
+    "fit_ensemble": "bayescale.ensemble",
     "save": "bayescale.io",
     "load": "bayescale.io",
     "predict": "bayescale.prediction",
@@ -29,6 +30,8 @@ _API = {
     "compare": "bayescale.comparison",
     "point_fit": "bayescale.pointfit",
     "estimate_discrepancy": "bayescale.discrepancy",
+    "repeat_loss": "bayescale.repetition",
+    "best_epochs": "bayescale.repetition",
     "load_runs": "bayescale.runs",
     "Runs": "bayescale.runs",
     "load_card": "bayescale.cards",
@@ -36,8 +39,11 @@ _API = {
     "Card": "bayescale.cards",
     "summarize": "bayescale.summary",
     "report": "bayescale.report",
+    "plan": "bayescale.planning",
+    "family_view": "bayescale.families",
+    "contrast": "bayescale.families.contrast",
 }
-_MODULES = ("datasets", "plots", "laws", "sbc", "priors", "errors")
+_MODULES = ("datasets", "plots", "laws", "sbc", "priors", "errors", "progress", "ensemble")
 
 __all__ = sorted([*_API, *_MODULES, "__version__"])
 

@@ -42,6 +42,7 @@ from bayescale.stats import (
 METHODS = ("auto", "closed", "numeric")
 _LOG6 = float(np.log(FLOPS_PER_PARAM_TOKEN))
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+_GRID = 65  # grid points bracketing the numeric optimum (about 0.3 decades apart at C = 1e24)
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,14 +71,8 @@ def _require_optimum(law: Law) -> None:
 
 def _affine(law: Law, params: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """Intercept ``g`` and slope ``a`` of the closed form ``log N* = g + a log(C / 6)``."""
-    p = _log_params(law, params)
-    if law.name == "chinchilla":
-        alpha, beta = p["alpha"], p["beta"]
-        s = alpha + beta
-        return (np.log(alpha) + p["log_A"] - np.log(beta) - p["log_B"]) / s, beta / s
-    if law.name == "kaplan":
-        r = p["alpha_N"] / p["alpha_D"]
-        return (np.log(r) + r * p["log_N_c"] - p["log_D_c"]) / (1.0 + r), 1.0 / (1.0 + r)
+    if law.affine is not None:
+        return law.affine(_log_params(law, params))
     raise InputError(f"law {law.name!r} has no closed-form optimum; use method='numeric'")
 
 
@@ -101,10 +96,9 @@ def _loss_at_optimum(law: Law, p: Mapping, log_n, log_d):
 def numeric_optimum(law: Law, params: Mapping, budgets) -> tuple[np.ndarray, np.ndarray]:
     """Numeric compute-optimal ``(N*, D*)``: golden-section search on ``log N`` along ``C = 6ND``.
 
-    The loss along an iso-FLOP line is unimodal in ``log N`` for these laws (a monotone function
-    of a sum of exponentials), so the search brackets ``1 <= N <= C/6`` and shrinks it 90 times,
-    to the flatness limit of the loss (about ``1e-7`` relative in ``N*``). Used as the fallback
-    for laws without a closed form and as the test oracle of the closed forms.
+    See :meth:`bayescale.laws.Law.numeric_log_n`: a grid brackets the global minimum (a law need
+    not be unimodal along the iso-FLOP line), then golden-section steps refine it. Used as the
+    fallback for laws without a closed form and as the test oracle of the closed forms.
 
     Parameters
     ----------
@@ -131,28 +125,7 @@ def numeric_optimum(law: Law, params: Mapping, budgets) -> tuple[np.ndarray, np.
     _require_optimum(law)
     p = {k: v[..., None] for k, v in _log_params(law, params).items()}
     log_c6 = np.log(np.asarray(budgets, dtype=float).reshape(-1)) - _LOG6
-    shape = np.broadcast_shapes(*(v.shape for v in p.values()), log_c6.shape)
-    log_c6 = np.broadcast_to(log_c6, shape)
-
-    def f(x):
-        return law.log_loss(np.exp(x), np.exp(log_c6 - x), p)
-
-    lo = np.zeros(shape)
-    hi = np.array(log_c6)
-    x1 = hi - _GOLDEN * (hi - lo)
-    x2 = lo + _GOLDEN * (hi - lo)
-    f1, f2 = f(x1), f(x2)
-    for _ in range(90):
-        left = f1 < f2  # minimum in [lo, x2]
-        hi = np.where(left, x2, hi)
-        lo = np.where(left, lo, x1)
-        x_keep = np.where(left, x1, x2)
-        f_keep = np.where(left, f1, f2)
-        x_new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
-        f_new = f(x_new)
-        x1, f1 = np.where(left, x_new, x_keep), np.where(left, f_new, f_keep)
-        x2, f2 = np.where(left, x_keep, x_new), np.where(left, f_keep, f_new)
-    log_n = 0.5 * (lo + hi)
+    log_n = law.numeric_log_n(p, log_c6, grid=_GRID, steps=90)
     return np.exp(log_n), np.exp(log_c6 - log_n)
 
 
@@ -160,6 +133,7 @@ def exponents(law: Law, params: Mapping) -> dict[str, np.ndarray]:
     """Exponents ``a``, ``b`` of ``N* ~ C^a`` and ``D* ~ C^b`` per draw (``a + b = 1``).
 
     Chinchilla: ``a = beta / (alpha + beta)``; Kaplan: ``a = alpha_D / (alpha_N + alpha_D)``.
+    Laws without a closed-form optimum give the large-budget limit (``Law.exponent_a``).
 
     Parameters
     ----------
@@ -190,14 +164,9 @@ def exponents(law: Law, params: Mapping) -> dict[str, np.ndarray]:
     (0.452, 0.548)
     """
     _require_optimum(law)
-    if law.name == "chinchilla":
-        alpha, beta = np.asarray(params["alpha"], float), np.asarray(params["beta"], float)
-        a = beta / (alpha + beta)
-    elif law.name == "kaplan":
-        an, ad = np.asarray(params["alpha_N"], float), np.asarray(params["alpha_D"], float)
-        a = ad / (an + ad)
-    else:
+    if law.exponent_a is None:
         raise InputError(f"law {law.name!r} has no closed-form exponents")
+    a = np.asarray(law.exponent_a(params), dtype=float)
     return {"a": a, "b": 1.0 - a}
 
 
@@ -218,7 +187,7 @@ def _budgets(budgets) -> np.ndarray:
 def _method(law: Law, method: str) -> str:
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "numeric" or (method == "auto" and law.name not in ("chinchilla", "kaplan")):
+    if method == "numeric" or (method == "auto" and law.affine is None):
         return "numeric"
     return "closed-form"
 
@@ -289,7 +258,9 @@ def optimal_draws(fit, *, budgets, method: str = "auto") -> xr.Dataset:
     )
 
 
-def optimal(fit, *, budgets, ci_prob: float = 0.9, ci_kind: str = "eti") -> xr.Dataset:
+def optimal(
+    fit, *, budgets, ci_prob: float = 0.9, ci_kind: str = "eti", inference_tokens=None
+) -> xr.Dataset:
     """Posterior of the compute-optimal allocation at each budget, summarised over draws.
 
     Parameters
@@ -302,6 +273,11 @@ def optimal(fit, *, budgets, ci_prob: float = 0.9, ci_kind: str = "eti") -> xr.D
         Interval probability.
     ci_kind : {"eti", "hdi"}, default "eti"
         Equal-tailed or highest-density intervals.
+    inference_tokens : float, optional
+        Tokens ``T`` the model will serve: the budget then pays for training and inference,
+        ``6ND + 2NT = C`` (Sardana et al. 2024), solved per draw by
+        :func:`inference_optimum`; adds ``train_fraction`` (share of ``C`` spent on training)
+        and attr ``inference_tokens``. None or 0: the training-only optimum.
 
     Returns
     -------
@@ -309,8 +285,10 @@ def optimal(fit, *, budgets, ci_prob: float = 0.9, ci_kind: str = "eti") -> xr.D
         Dims ``budget`` (coordinate: the budgets) and ``ci_bound``. For ``X`` in ``N_opt``,
         ``D_opt``, ``tokens_per_param`` and ``loss_opt``: ``X`` (median over draws) and ``X_ci``
         (interval). Scalars ``exponent_a`` and ``exponent_b`` (medians of the exponents of
-        ``N* ~ C^a`` and ``D* ~ C^b``) with ``exponent_a_ci`` and ``exponent_b_ci``. Attrs
-        ``ci_prob``, ``ci_kind``, ``method``, ``card``, ``n_draws``.
+        ``N* ~ C^a`` and ``D* ~ C^b``) with ``exponent_a_ci`` and ``exponent_b_ci``. Per
+        budget ``extrapolation_C`` (decades of compute beyond the fitted runs) and
+        ``validated`` (within the distance the fit's rolling backtests validated). Attrs
+        ``ci_prob``, ``ci_kind``, ``method``, ``card``, ``n_draws``, ``validated_decades``.
 
     Raises
     ------
@@ -327,7 +305,15 @@ def optimal(fit, *, budgets, ci_prob: float = 0.9, ci_kind: str = "eti") -> xr.D
     >>> float(ds["tokens_per_param"][0])  # doctest: +SKIP
     20.1
     """
+    if "bayescale_families" in fit.attrs:  # a pooled fit: one answer per family (dim family)
+        from bayescale.families.views import optimal as optimal_families
+
+        return optimal_families(fit, budgets=budgets, ci_prob=ci_prob, ci_kind=ci_kind)
     check_ci(ci_prob, ci_kind)
+    if inference_tokens is not None and _tokens(inference_tokens) > 0:
+        return _inference_optimal(
+            fit, budgets, _tokens(inference_tokens), ci_prob=ci_prob, ci_kind=ci_kind
+        )
     law, params, _ = law_params(fit)
     _require_optimum(law)
     c = _budgets(budgets)
@@ -379,7 +365,26 @@ def optimal(fit, *, budgets, ci_prob: float = 0.9, ci_kind: str = "eti") -> xr.D
         "card": card_of(fit).name,
         "n_draws": int(s),
     }
+    data.update(_honesty(fit, c, attrs))
     return xr.Dataset(data, coords={"budget": c, "ci_bound": list(CI_BOUNDS)}, attrs=attrs)
+
+
+def _honesty(fit, budgets, attrs) -> dict:
+    """``extrapolation_C`` and ``validated`` per budget; ``validated_decades`` into ``attrs``.
+
+    The distance is ``max(0, log10(C / largest fitted C))``; a budget is validated when the
+    fit's rolling backtests forecast that far (:func:`bayescale.ensemble.validated_decades`;
+    0 for a single card).
+    """
+    from bayescale.ensemble.members import is_ensemble, validated_decades
+
+    c_max = float(np.max(fit["constant_data"]["C"].to_numpy()))
+    dist = np.maximum(np.log10(budgets / c_max), 0.0)
+    valid = validated_decades(fit)
+    attrs["validated_decades"] = valid
+    if is_ensemble(fit):
+        attrs["card"] = "ensemble"
+    return {"extrapolation_C": ("budget", dist), "validated": ("budget", dist <= valid + 1e-9)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +427,14 @@ def compute_for_target(
     finds the first budget that reaches ``prob`` (so a non-monotone probability is handled) and
     bisection on ``log C`` refines it.
 
+    Two answers are plain statements rather than budgets. When the fitted runs already reach the
+    target (an observed run has ``loss <= target_loss``, or the plan at the smallest budget
+    searched already reaches ``prob``), the result has ``already_reached=True``, names the
+    smallest fitted run by compute that reaches the target (``reached_by``) and has
+    ``C = N = D = None``: the floor of the search is not a budget. When the target is reached
+    only beyond ``c_range`` (the probability reaches ``prob`` at some larger budget), the result
+    has ``beyond_search=True``, the ceiling in ``search_ceiling`` and no budget either.
+
     Parameters
     ----------
     fit : xarray.DataTree
@@ -444,19 +457,29 @@ def compute_for_target(
     dict
         ``target_loss``, ``prob``, ``C``, ``N``, ``D``, ``tokens_per_param``, ``p_at_C`` (the
         probability reached at ``C``), ``loss`` (``{"median", "lo", "hi"}`` of the law's loss at
-        the plan), ``ci_prob``, ``ci_kind``.
+        the plan), ``ci_prob``, ``ci_kind``, ``already_reached``, ``beyond_search`` (bools),
+        ``reached_by`` (``{"run", "N", "D", "C", "loss"}`` of the smallest fitted run reaching
+        the target, or None), ``search_floor``, ``search_ceiling`` and ``statement`` (one plain
+        sentence for the two edge answers, else None). For the edge answers ``C``, ``N``, ``D``,
+        ``tokens_per_param``, ``p_at_C`` and ``loss`` are None.
 
     Raises
     ------
     InputError
         For bad options, a single-variable law, or a target that is not reached with ``prob``
-        anywhere in ``c_range`` (the message gives the best probability and the loss floor).
+        at any budget, however large (below the loss floor: the message gives the best
+        probability and the floor).
 
     Examples
     --------
     >>> compute_for_target(fit, target_loss=2.0, prob=0.9)["C"]  # doctest: +SKIP
     3.1e+23
     """
+    if "bayescale_families" in fit.attrs:  # a pooled fit: {family: answer}
+        from bayescale.families.views import compute_for_target as per_family
+
+        return per_family(fit, target_loss=target_loss, prob=prob, ci_prob=ci_prob,
+                          ci_kind=ci_kind, c_range=c_range, random_seed=random_seed)
     del random_seed  # exact computation: nothing is drawn
     check_ci(ci_prob, ci_kind)
     try:
@@ -481,7 +504,48 @@ def compute_for_target(
     log_n, log_d = _plan(law, params, grid)
     p_grid, _ = _p_below(law, params, noise, log_n, log_d, log_t)
     hit = np.flatnonzero(p_grid >= prob)
+    edge = {
+        "target_loss": target_loss,
+        "prob": prob,
+        "C": None,
+        "N": None,
+        "D": None,
+        "tokens_per_param": None,
+        "p_at_C": None,
+        "loss": None,
+        "ci_prob": float(ci_prob),
+        "ci_kind": ci_kind,
+        "already_reached": False,
+        "beyond_search": False,
+        "reached_by": _smallest_run_reaching(fit, target_loss),
+        "search_floor": c_lo,
+        "search_ceiling": c_hi,
+        "statement": None,
+    }
+    if edge["reached_by"] is not None or (hit.size and hit[0] == 0):
+        run = edge["reached_by"]
+        if run is not None:
+            text = (
+                f"already reached: the fitted run {run['run']} (N = {run['N']:.3g}, "
+                f"D = {run['D']:.3g}, C = {run['C']:.3g} FLOPs) has loss {run['loss']:.4g} "
+                f"<= {target_loss:g}; no extra compute is needed"
+            )
+        else:
+            text = (
+                f"already reached: P(loss < {target_loss:g}) = {p_grid[0]:.3g} >= {prob:g} "
+                f"already at {c_lo:.3g} FLOPs, the smallest budget searched; no budget is implied"
+            )
+        return {**edge, "already_reached": True, "statement": text}
     if hit.size == 0:
+        far = np.log(np.array([c_hi * 1e10, c_hi * 1e30])) - _LOG6
+        p_far, _ = _p_below(law, params, noise, *_plan(law, params, far), log_t)
+        if np.max(p_far) >= prob:
+            text = (
+                f"beyond the search: P(loss < {target_loss:g}) is at most {p_grid.max():.3g} "
+                f"< {prob:g} up to {c_hi:.3g} FLOPs, the largest budget searched; the target "
+                "needs more compute than that"
+            )
+            return {**edge, "beyond_search": True, "statement": text}
         floor = ""
         for name in ("E", "L_inf"):
             if name in params:
@@ -511,14 +575,262 @@ def compute_for_target(
     p_at, loss = _p_below(law, params, noise, ln, ld, log_t)
     n, d = float(np.exp(ln[0])), float(np.exp(ld[0]))
     return {
-        "target_loss": target_loss,
-        "prob": prob,
+        **edge,
         "C": float(np.exp(x + _LOG6)),
         "N": n,
         "D": d,
         "tokens_per_param": d / n,
         "p_at_C": float(p_at[0]),
         "loss": interval_summary(loss[0], ci_prob=ci_prob, ci_kind=ci_kind),
+    }
+
+
+def _smallest_run_reaching(fit, target_loss: float) -> dict | None:
+    """The fitted run of least compute whose observed loss is at most ``target_loss``."""
+    from bayescale.posterior import runs_of
+
+    try:
+        runs = runs_of(fit)
+    except KeyError:
+        return None
+    reached = runs[runs["loss"] <= target_loss]
+    if reached.empty:
+        return None
+    row = reached.sort_values("C", kind="stable").iloc[0]
+    name = str(row["run"]) if "run" in reached else f"#{int(reached['C'].idxmin()) + 1}"
+    return {
+        "run": name,
+        "N": float(row["N"]),
+        "D": float(row["D"]),
+        "C": float(row["C"]),
+        "loss": float(row["loss"]),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Inference-aware optimum (Sardana et al. 2024)
+# --------------------------------------------------------------------------------------------
+
+
+def _inference_log_n(law: Law, p: Mapping, log_c, tokens: float, *, grid: int, steps: int):
+    """Per-element ``log N`` minimising ``L(N, D)`` on ``6ND + 2NT = C`` (arrays broadcast).
+
+    ``D = C / (6N) - T / 3``; the search spans ``1 <= N <= C / (6 + 2T)`` (at least one token),
+    first on a grid of ``grid`` points (global bracket), then ``steps`` golden-section steps.
+    """
+    shape = np.broadcast_shapes(np.shape(log_c), *(np.shape(v) for v in p.values()))
+    log_c = np.broadcast_to(log_c, shape)
+    t3 = tokens / 3.0
+
+    def f(x, q=p, lc=log_c):
+        d = np.exp(lc - _LOG6 - x) - t3
+        return law.log_loss(np.exp(x), np.maximum(d, 1e-300), q)
+
+    hi_all = log_c - np.log(FLOPS_PER_PARAM_TOKEN + 2.0 * tokens)
+    step = np.maximum(hi_all, 0.0) / (grid - 1)
+    xs = step[..., None] * np.arange(grid)
+    fs = f(xs, {k: np.asarray(v)[..., None] for k, v in p.items()}, log_c[..., None])
+    i = np.argmin(np.broadcast_to(fs, xs.shape), axis=-1)
+    lo = np.maximum(i - 1, 0) * step
+    hi = np.minimum(i + 1, grid - 1) * step
+    x1 = hi - _GOLDEN * (hi - lo)
+    x2 = lo + _GOLDEN * (hi - lo)
+    f1, f2 = f(x1), f(x2)
+    for _ in range(steps):
+        left = f1 < f2
+        hi = np.where(left, x2, hi)
+        lo = np.where(left, lo, x1)
+        x_keep = np.where(left, x1, x2)
+        f_keep = np.where(left, f1, f2)
+        x_new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
+        f_new = f(x_new)
+        x1, f1 = np.where(left, x_new, x_keep), np.where(left, f_new, f_keep)
+        x2, f2 = np.where(left, x_keep, x_new), np.where(left, f_keep, f_new)
+    return 0.5 * (lo + hi)
+
+
+def _tokens(inference_tokens) -> float:
+    try:
+        t = float(inference_tokens)
+    except (TypeError, ValueError):
+        raise InputError(f"inference_tokens must be a number, got {inference_tokens!r}") from None
+    if not (np.isfinite(t) and t >= 0):
+        raise InputError(f"inference_tokens must be finite and >= 0, got {inference_tokens!r}")
+    return t
+
+
+def inference_optimum(law: Law, params: Mapping, budgets, *, inference_tokens) -> tuple:
+    """Loss-minimising ``(N*, D*)`` under training plus inference compute ``6ND + 2NT = C``.
+
+    Training costs ``6ND`` FLOPs and serving ``T`` tokens ``2NT`` (a forward pass per token), so
+    for a total budget ``C`` the tokens are ``D = C / (6N) - T / 3``. The loss along that line is
+    minimised per draw in ``log N`` (grid bracket, then golden section as in
+    :func:`numeric_optimum`). ``T = 0`` is the training-only optimum.
+
+    Parameters
+    ----------
+    law : Law
+        A two-variable law.
+    params : Mapping
+        Parameter draws (natural or ``log_`` amplitudes), arrays of shape ``(S,)`` or scalars.
+    budgets : array_like
+        Total compute budgets ``C`` in FLOPs, shape ``(B,)``.
+    inference_tokens : float
+        Tokens ``T`` the model will serve over its lifetime.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(N_opt, D_opt)`` of shape ``params_shape + (B,)``.
+
+    References
+    ----------
+    Sardana, N., Portes, J., Doubov, S. & Frankle, J. (2024). Beyond Chinchilla-Optimal:
+    Accounting for Inference in Language Model Scaling Laws. arXiv:2401.00448, Sec. 2.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> p = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    >>> n0, _ = inference_optimum(get_law("chinchilla"), p, [5.76e23], inference_tokens=0)
+    >>> n1, d1 = inference_optimum(get_law("chinchilla"), p, [5.76e23], inference_tokens=1e13)
+    >>> bool(n1[0] < n0[0]), round(float(6 * n1[0] * d1[0] + 2 * n1[0] * 1e13) / 5.76e23, 6)
+    (True, 1.0)
+    """
+    _require_optimum(law)
+    t = _tokens(inference_tokens)
+    p = {k: np.asarray(v)[..., None] for k, v in _log_params(law, params).items()}
+    log_c = np.log(_budgets(budgets))
+    log_n = _inference_log_n(law, p, log_c, t, grid=_GRID, steps=90)
+    n = np.exp(log_n)
+    return n, np.exp(log_c - _LOG6 - log_n) - t / 3.0
+
+
+def _inference_optimal(fit, budgets, tokens, *, ci_prob, ci_kind) -> xr.Dataset:
+    """:func:`optimal` with inference compute: numeric per draw, same variables and layout."""
+    law, params, _ = law_params(fit)
+    _require_optimum(law)
+    c = _budgets(budgets)
+    n, d = inference_optimum(law, params, c, inference_tokens=tokens)
+    loss = law.loss(n, d, {k: v[:, None] for k, v in _log_params(law, params).items()})
+    values = {
+        "N_opt": n,
+        "D_opt": d,
+        "tokens_per_param": d / n,
+        "loss_opt": loss,
+        "train_fraction": 6.0 * d / (6.0 * d + 2.0 * tokens),
+    }
+    data = {}
+    for k, v in values.items():
+        med, ci = median_interval(v.T, ci_prob=ci_prob, ci_kind=ci_kind, axis=-1)
+        data[k] = ("budget", np.asarray(med))
+        data[f"{k}_ci"] = (("budget", "ci_bound"), np.asarray(ci))
+    for k, v in exponents(law, params).items():
+        summ = interval_summary(v, ci_prob=ci_prob, ci_kind=ci_kind)
+        data[f"exponent_{k}"] = ((), summ["median"])
+        data[f"exponent_{k}_ci"] = ("ci_bound", np.array([summ["lo"], summ["hi"]]))
+    attrs = {
         "ci_prob": float(ci_prob),
         "ci_kind": ci_kind,
+        "method": "numeric (inference-aware)",
+        "card": card_of(fit).name,
+        "n_draws": int(n.shape[0]),
+        "inference_tokens": tokens,
     }
+    return xr.Dataset(data, coords={"budget": c, "ci_bound": list(CI_BOUNDS)}, attrs=attrs)
+
+
+def inference_compute_for_loss(
+    fit,
+    *,
+    target_loss: float,
+    inference_tokens: float,
+    ci_prob: float = 0.9,
+    ci_kind: str = "eti",
+) -> dict:
+    """Least training plus inference compute ``6ND + 2NT`` whose law loss reaches a target.
+
+    Per draw: the smallest total budget ``C`` whose inference-aware optimum (see
+    :func:`inference_optimum`) has ``L(N*, D*) = target_loss`` (bisection on ``log C``; the
+    minimal loss is decreasing in ``C``), and its ``N*``, ``D*``. Draws whose loss floor lies at
+    or above the target cannot reach it at any budget; intervals are over the draws that can,
+    and ``p_reachable`` is their share.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        A fit of a two-variable law.
+    target_loss : float
+        Law loss to reach (nats per token).
+    inference_tokens : float
+        Tokens served over the model's lifetime (0: training compute only).
+    ci_prob, ci_kind
+        Interval options.
+
+    Returns
+    -------
+    dict
+        ``target_loss``, ``inference_tokens``, ``p_reachable`` and, as ``{"median", "lo", "hi"}``
+        over reachable draws: ``C`` (total), ``C_train``, ``C_inference``, ``N``, ``D`` and
+        ``tokens_per_param``; ``ci_prob``, ``ci_kind``.
+
+    Raises
+    ------
+    InputError
+        For bad options or when no draw reaches the target.
+
+    References
+    ----------
+    Sardana et al. (2024), arXiv:2401.00448, Sec. 2 (Eq. 2).
+
+    Examples
+    --------
+    >>> out = inference_compute_for_loss(fit, target_loss=2, inference_tokens=1e13)  # doctest:+SKIP
+    >>> out["N"]["median"] < out["C"]["median"]  # doctest: +SKIP
+    True
+    """
+    check_ci(ci_prob, ci_kind)
+    tokens = _tokens(inference_tokens)
+    try:
+        target_loss = float(target_loss)
+    except (TypeError, ValueError):
+        raise InputError(f"target_loss must be a number, got {target_loss!r}") from None
+    if not (np.isfinite(target_loss) and target_loss > 0):
+        raise InputError(f"target_loss must be finite and > 0, got {target_loss!r}")
+    law, params, _ = law_params(fit)
+    _require_optimum(law)
+    p = _log_params(law, params)
+    log_t = np.log(target_loss)
+    s = next(iter(p.values())).size
+
+    def log_loss_at(log_c):
+        log_n = _inference_log_n(law, p, log_c, tokens, grid=33, steps=60)
+        log_d = np.log(np.maximum(np.exp(log_c - _LOG6 - log_n) - tokens / 3.0, 1e-300))
+        return law.log_loss(np.exp(log_n), np.exp(log_d), p), log_n
+
+    lo = np.full(s, np.log(1e10))
+    hi = np.full(s, np.log(1e40))
+    reach = log_loss_at(hi)[0] <= log_t
+    if not reach.any():
+        raise InputError(
+            f"target loss {target_loss:g} is not reached at any budget up to 1e40 FLOPs in any "
+            "posterior draw (it lies below the law's loss floor)"
+        )
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        ok = log_loss_at(mid)[0] <= log_t
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid)
+    log_n = log_loss_at(hi)[1]
+    c = np.exp(hi)[reach]
+    n = np.exp(log_n)[reach]
+    d = c / (FLOPS_PER_PARAM_TOKEN * n) - tokens / 3.0
+    out = {"target_loss": target_loss, "inference_tokens": tokens,
+           "p_reachable": float(reach.mean())}
+    for k, v in (("C", c), ("C_train", FLOPS_PER_PARAM_TOKEN * n * d),
+                 ("C_inference", 2.0 * n * tokens), ("N", n), ("D", d),
+                 ("tokens_per_param", d / n)):
+        out[k] = interval_summary(v, ci_prob=ci_prob, ci_kind=ci_kind)
+    out["ci_prob"] = float(ci_prob)
+    out["ci_kind"] = ci_kind
+    return out

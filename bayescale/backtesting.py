@@ -88,6 +88,13 @@ class BacktestResult:
         The discrepancy estimated on the training runs only (None without ``discrepancy``).
     discrepancy : dict or None
         :meth:`bayescale.discrepancy.Discrepancy.to_dict` of that estimate, without its table.
+    weights : dict or None
+        The law ensemble's stacking weights (card -> weight), fitted on the training runs only
+        (None for one card). ``tau`` is then the ensemble's discrepancy, already applied in
+        the scores.
+    validated_decades : float or None
+        The largest extrapolation distance (decades of compute) the ensemble's nested rolling
+        splits validated (None for one card).
     """
 
     card: str
@@ -105,6 +112,8 @@ class BacktestResult:
     lpd_mean_calibrated: float | None = None
     tau: float | None = None
     discrepancy: dict | None = None
+    weights: dict | None = None
+    validated_decades: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the table as a list of records, coverage keyed by probability).
@@ -126,13 +135,17 @@ class BacktestResult:
             "diagnostics": self.diagnostics,
             "table": json.loads(self.table.to_json(orient="records")),
         }
-        if self.tau is not None:
+        if self.tau is not None and self.weights is None:
             out["tau"] = float(self.tau)
             out["coverage_calibrated"] = {
                 f"{p:g}": float(c) for p, c in (self.coverage_calibrated or {}).items()
             }
             out["lpd_mean_calibrated"] = float(self.lpd_mean_calibrated)
             out["discrepancy"] = self.discrepancy
+        if self.weights is not None:
+            out["weights"] = {k: float(v) for k, v in self.weights.items()}
+            out["validated_decades"] = float(self.validated_decades)
+            out["tau"] = float(self.tau)
         return out
 
 
@@ -293,21 +306,22 @@ def predictive_scores(y, mu, sigma, *, family: str, nu=None, probs=DEFAULT_PROBS
     return {"lpd": lpd, "median": x[0], "lower": x[1 : 1 + k], "upper": x[1 + k :]}
 
 
-def _fit_predictive(fit, N, D):
-    """``(mu (S, Q), sigma (S,), nu (S,) or None, family)`` of a fit at new inputs."""
-    from bayescale.posterior import card_of, draws
+def _fit_predictive(fit, N, D, **extra):
+    """``(mu (S, Q), sigma (S,), nu (S,) or None, family)`` of a fit at new inputs.
 
-    card = card_of(fit)
-    law = card.law_spec
-    post = draws(fit)
-    params = {k: v[:, None] for k, v in post.items() if k not in ("sigma", "nu")}
-    mu = np.asarray(law.log_loss(np.asarray(N, float), np.asarray(D, float), params))
-    mu = np.broadcast_to(mu, (post["sigma"].size, len(N)))
-    nu = post.get("nu") if card.family == "StudentT" else None
-    return mu, post["sigma"], nu, card.family
+    ``extra`` holds the law's extra inputs (``U=``), 1-D like ``N``; others are ignored.
+    """
+    from bayescale.prediction import law_params
+
+    law, params, noise = law_params(fit)
+    params = {k: np.asarray(v)[:, None] for k, v in params.items()}
+    x = {k: np.asarray(extra[k], float) for k in law.extra_variables if extra.get(k) is not None}
+    mu = np.asarray(law.log_loss(np.asarray(N, float), np.asarray(D, float), params, **x))
+    mu = np.broadcast_to(mu, (noise["sigma"].size, len(N)))
+    return mu, noise["sigma"], noise["nu"], noise["family"]
 
 
-def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy=None) -> pd.DataFrame:
+def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataFrame:
     """Score held-out runs under a fit's predictive distribution.
 
     Parameters
@@ -315,12 +329,13 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy=None) -> pd.DataFra
     fit : xarray.DataTree
         A Bayesian fit (:func:`bayescale.fit`) or point fit (:func:`bayescale.point_fit`).
     test : Runs or pandas.DataFrame
-        Held-out runs with ``N``, ``D``, ``C`` and ``loss``.
+        Held-out runs with ``N``, ``D``, ``C`` and ``loss`` (and ``U`` when the law reads it).
     probs : sequence of float
         Central interval probabilities.
-    discrepancy : float or Discrepancy, optional
+    discrepancy : "auto", float, Discrepancy or None, default "auto"
         Inflate each draw's noise scale to ``sqrt(sigma**2 + (tau * Delta)**2)``, ``Delta`` the
-        compute decades beyond the fit's largest run (:mod:`bayescale.discrepancy`).
+        compute decades beyond the fit's largest run (:mod:`bayescale.discrepancy`). ``"auto"``:
+        the fit's own calibrated ``tau`` (a law ensemble's), none for a single card.
 
     Returns
     -------
@@ -330,8 +345,9 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy=None) -> pd.DataFra
     frame = test.frame if hasattr(test, "frame") else test
     N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
     loss = frame["loss"].to_numpy(float)
-    mu, sigma, nu, family = _fit_predictive(fit, N, D)
-    tau = as_tau(discrepancy)
+    extra = {k: frame[k].to_numpy(float) for k in ("U",) if k in frame}
+    mu, sigma, nu, family = _fit_predictive(fit, N, D, **extra)
+    tau = as_tau(discrepancy, fit)
     if tau > 0:
         from bayescale.posterior import runs_of
 
@@ -363,7 +379,7 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy=None) -> pd.DataFra
 def backtest(
     runs,
     *,
-    card="chinchilla",
+    card=None,
     holdout_frac: float = 0.2,
     cutoff: float | None = None,
     method: str = "bayes",
@@ -383,8 +399,11 @@ def backtest(
     ----------
     runs : Runs, pandas.DataFrame, str or Path
         All runs.
-    card : str, Path or Card, default "chinchilla"
-        Model card.
+    card : str, Path, Card or None, default None
+        Model card. None: the default law ensemble (``method="bayes"``), fitted on the training
+        runs alone with :func:`bayescale.ensemble.fit_ensemble`, so its weights, discrepancy and
+        validated distance come from nested rolling splits of the training runs only (the
+        held-out runs never inform them); ``method="mle"`` then uses the chinchilla card.
     holdout_frac : float, default 0.2
         Share of runs to hold out (the largest by compute); see :func:`split_by_compute`.
     cutoff : float, optional
@@ -446,7 +465,19 @@ def backtest(
     probs = tuple(float(p) for p in probs)
     if not probs or not all(0 < p < 1 for p in probs):
         raise InputError(f"probs must be probabilities strictly between 0 and 1, got {probs!r}")
-    card_obj = load_card(card, priors=priors)
+    ensemble = card is None and method == "bayes"
+    if ensemble:
+        from bayescale.ensemble.build import DEFAULT_CARDS
+
+        if priors:
+            raise InputError("prior overrides need one card: pass card=NAME with priors")
+        if discrepancy:
+            raise InputError("the ensemble always learns its discrepancy; discrepancy=True "
+                             "applies to one card")
+        members = [load_card(c) for c in DEFAULT_CARDS]
+        card_obj = max(members, key=lambda c: c.n_params)
+    else:
+        card_obj = load_card("chinchilla" if card is None else card, priors=priors)
     runs = load_runs(runs)
     mask, cut = split_by_compute(
         runs.C, holdout_frac=holdout_frac, cutoff=cutoff, min_train=card_obj.n_params + 1
@@ -455,8 +486,8 @@ def backtest(
     if method == "bayes":
         from bayescale.fitting import fit
 
-        post = fit(train, card=card_obj, draws=draws, tune=tune, chains=chains,
-                   random_seed=random_seed, log_likelihood=False)
+        post = fit(train, card=None if ensemble else card_obj, draws=draws, tune=tune,
+                   chains=chains, random_seed=random_seed, log_likelihood=False)
         diagnostics = provenance(post).get("diagnostics")
     else:
         from bayescale.pointfit import point_fit
@@ -464,14 +495,27 @@ def backtest(
         post = point_fit(train, card=card_obj, n_bootstrap=n_bootstrap, random_seed=random_seed)
         prov = provenance(post)
         diagnostics = {"point_estimate": prov["point_estimate"], "optimizer": prov["sampler"]}
-    noise = {
-        f"{k}_median": float(np.median(v))
-        for k, v in draws_of(post, var_names=[k for k in ("sigma", "nu") if k in post.posterior])
-        .items()
-    }
+    if ensemble:
+        from bayescale.ensemble.members import ensemble_info
+        from bayescale.prediction import law_params
+
+        _, _, mix_noise = law_params(post)
+        noise = {f"{k}_median": float(np.median(mix_noise[k])) for k in ("sigma", "nu")
+                 if mix_noise.get(k) is not None}
+    else:
+        noise = {
+            f"{k}_median": float(np.median(v))
+            for k, v in draws_of(
+                post, var_names=[k for k in ("sigma", "nu") if k in post.posterior]
+            ).items()
+        }
     diagnostics = {**(diagnostics or {}), "noise": noise}
     table = score_fit(post, test, probs=probs)
     extra = {}
+    if ensemble:
+        info = ensemble_info(post)
+        extra = {"weights": info["weights"], "validated_decades": info["validated_decades"],
+                 "tau": info["tau"]}
     if discrepancy:
         from bayescale.discrepancy import estimate_discrepancy
 
@@ -493,7 +537,7 @@ def backtest(
             "discrepancy": summary,
         }
     return BacktestResult(
-        card=card_obj.name,
+        card="ensemble" if ensemble else card_obj.name,
         method=method,
         cutoff=cut,
         n_train=len(train),
@@ -515,6 +559,7 @@ def calibration(
     holdout_fracs=(0.1, 0.2, 0.3, 0.4),
     method: str = "bayes",
     probs=DEFAULT_PROBS,
+    progress=None,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Calibration curve from rolling compute cutoffs: one backtest per held-out fraction.
@@ -531,6 +576,9 @@ def calibration(
         As :func:`backtest`.
     probs : sequence of float
         Nominal central interval probabilities.
+    progress : bool or callable, optional
+        ``True`` draws one progress bar over the backtests on a terminal's stderr; a callable is
+        called as ``progress(done, total)`` after each (see :mod:`bayescale.progress`).
     **fit_kwargs
         Passed to :func:`backtest` (``draws``, ``tune``, ``chains``, ``random_seed``,
         ``n_bootstrap``, ``priors``).
@@ -549,10 +597,17 @@ def calibration(
     >>> cal.shape
     (8, 8)
     """
+    from bayescale.progress import tracker
+
+    holdout_fracs = tuple(holdout_fracs)
     rows = []
-    for frac in holdout_fracs:
-        res = backtest(runs, card=card, holdout_frac=frac, method=method, probs=probs,
-                       **fit_kwargs)
+    with tracker(progress, total=len(holdout_fracs), description="calibration") as advance:
+        results = []
+        for frac in holdout_fracs:
+            results.append(backtest(runs, card=card, holdout_frac=frac, method=method,
+                                    probs=probs, **fit_kwargs))
+            advance()
+    for frac, res in zip(holdout_fracs, results, strict=True):
         for p in res.probs:
             rows.append(
                 {

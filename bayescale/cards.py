@@ -22,7 +22,10 @@ nothing in it is executed. A card looks like::
 
 ``[prior_scale]`` states an amplitude's prior through the loss its term contributes at a reference
 input (``A / N^alpha`` at ``N = 1e9``) instead of on the amplitude itself; ``[tie]`` equates a
-parameter with another (``beta = "alpha"``).
+parameter with another (``beta = "alpha"``). The optional ``[pooling]`` table names the parameters
+that a fit with several families (``group_by=``, :mod:`bayescale.families`) partially pools, each
+with the prior of its pooling scale (``alpha = "HalfNormal(sigma=0.1)"``: the spread of
+``log alpha`` across families); parameters not listed are fitted per family with the card's prior.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bayescale.priors import Prior, as_prior
 
 FAMILIES = ("Normal", "StudentT")
 NOISE_PARAMS = ("sigma", "nu")
+_SCALE_PRIORS = ("HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "LogNormal")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Card:
         Published values.
     description, source : str
         Free text and where the card came from.
+    pooling : Mapping[str, Prior]
+        Parameters partially pooled across families in a grouped fit, each with the prior of its
+        pooling scale (see :mod:`bayescale.families.model`). Empty: nothing pooled.
     """
 
     name: str
@@ -105,6 +112,7 @@ class Card:
     references: tuple[Reference, ...] = ()
     description: str = ""
     source: str = ""
+    pooling: Mapping[str, Prior] = field(default_factory=dict)
 
     @property
     def law_spec(self) -> Law:
@@ -206,6 +214,7 @@ class Card:
             "prior_scale": dict(self.prior_scale),
             "tie": dict(self.tie),
             "references": [r.to_dict() for r in self.references],
+            "pooling": {k: str(v) for k, v in self.pooling.items()},
         }
 
     def to_json(self) -> str:
@@ -310,6 +319,27 @@ def card_from_dict(data: Mapping, *, source: str = "") -> Card:
             noise[key] = as_prior(like[key])
         except CardError as err:
             fail(f"[likelihood] {key}: {err}")
+    pooling = {}
+    raw_pooling = data.get("pooling", {})
+    if not isinstance(raw_pooling, Mapping):
+        fail("[pooling] must be a table of parameter = \"prior of its pooling scale\"")
+    for key, text in raw_pooling.items():
+        if key not in law.params + law.optional or key in tie:
+            free = [p for p in valid if p not in tie]
+            fail(f"[pooling] has unknown parameter {key!r}; poolable parameters: {', '.join(free)}")
+        if key not in priors:
+            fail(f"[pooling] pools {key!r}, which has no prior in [priors]")
+        try:
+            pooling[key] = as_prior(text)
+        except CardError as err:
+            fail(f"[pooling] {key}: {err}")
+        if pooling[key].dist not in _SCALE_PRIORS:
+            fail(
+                f"[pooling] {key} = {text!r}: a pooling scale needs a positive prior "
+                f"({', '.join(_SCALE_PRIORS)})"
+            )
+        if key in amp_names and priors[key].lognormal_params is None:
+            fail(f"[pooling] {key}: a pooled amplitude needs a LogNormal prior in [priors]")
     refs = []
     for i, r in enumerate(data.get("references", [])):
         unknown = set(r.get("params", {})) - set(valid)
@@ -337,6 +367,7 @@ def card_from_dict(data: Mapping, *, source: str = "") -> Card:
         references=tuple(refs),
         description=str(data.get("description", "")),
         source=str(data.get("source", source)),
+        pooling=pooling,
     )
 
 

@@ -220,10 +220,31 @@ def _load_runs(path, *, cards, maps, filters):
 
     mapping = parse_mapping(maps) if maps else None
     n_req = max(c.n_params for c in cards)
-    variables = tuple(sorted({v for c in cards for v in c.law_spec.variables}, key="ND".index))
-    return load_runs(
+    variables = tuple(sorted({v for c in cards for v in c.law_spec.variables}, key="NDU".index))
+    runs = load_runs(
         str(path), mapping=mapping, n_params_required=n_req, variables=variables, **filters
     )
+    _report_sweep_drops(runs)
+    return runs
+
+
+def _report_sweep_drops(runs) -> None:
+    """Say on stderr how many runs --drop-duplicates and --best-of-sweep dropped."""
+    prov = runs.provenance
+    n_in = prov.get("n_rows_in")
+    for name, what in (
+        ("drop_duplicates", "exact (N, D, loss) repeats"),
+        ("best_of_sweep", "runs that were not the lowest loss of their (N, D)"),
+    ):
+        if name in prov.get("filters", {}):
+            n = prov["dropped"][name]
+            ids = prov.get("dropped_runs", {}).get(name, [])
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            _err().print(
+                f"--{name.replace('_', '-')}: dropped {n} of {n_in} rows ({what})"
+                + (f": {shown}" if shown else ""),
+                markup=False, highlight=False,
+            )
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -253,9 +274,12 @@ FitArg = Annotated[
     Path, typer.Argument(help="A posterior.nc written by `bayescale fit`, or its folder.")
 ]
 LawOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--law", "--card", help="Model card: built-in name (`bayescale cards`) or .toml path."
+        "--law", "--card",
+        help="One model card: built-in name (`bayescale cards`) or .toml path. Default: the law "
+        "ensemble (chinchilla, chinchilla-tied, kaplan-linf weighted by stacking of rolling "
+        "forecasts, with an extrapolation discrepancy).",
     ),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
@@ -275,6 +299,14 @@ MapOpt = Annotated[
     ),
 ]
 GroupOpt = Annotated[str | None, typer.Option("--group", help="Keep only rows of this group.")]
+GroupByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group-by",
+        help="Column labelling families of runs (e.g. dataset_name): fit them all in one "
+        "partially pooled model; every answer is then per family.",
+    ),
+]
 DropOpt = Annotated[
     int, typer.Option("--drop-top-loss", help="Drop the K highest-loss runs (outliers).")
 ]
@@ -284,6 +316,19 @@ MinFlopsOpt = Annotated[float | None, typer.Option("--min-flops", help="Keep run
 MaxFlopsOpt = Annotated[float | None, typer.Option("--max-flops", help="Keep runs with C <= X.")]
 MinParamsOpt = Annotated[float | None, typer.Option("--min-params", help="Keep runs with N >= X.")]
 MaxParamsOpt = Annotated[float | None, typer.Option("--max-params", help="Keep runs with N <= X.")]
+BestOfSweepOpt = Annotated[
+    bool,
+    typer.Option(
+        "--best-of-sweep",
+        help="Keep the lowest-loss run of each (N, D) (a tuned sweep); says how many it dropped.",
+    ),
+]
+DropDupOpt = Annotated[
+    bool,
+    typer.Option(
+        "--drop-duplicates", help="Drop exact (N, D, loss) repeats; says how many it dropped."
+    ),
+]
 CiProbOpt = Annotated[float, typer.Option("--ci-prob", help="Interval probability, in (0, 1).")]
 CiKindOpt = Annotated[
     str,
@@ -304,9 +349,12 @@ TargetOpt = Annotated[
 
 
 def _filters(
-    group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params
+    group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params,
+    *, best_of_sweep=False, drop_duplicates=False,
 ):
     return {
+        "best_of_sweep": best_of_sweep,
+        "drop_duplicates": drop_duplicates,
         "group": group,
         "drop_top_loss": drop_top_loss,
         "max_loss": max_loss,
@@ -374,15 +422,29 @@ def _summary_table(table, *, title: str, truth=None) -> Table:
     return t
 
 
-def _run_fit(runs, card, *, draws, tune, chains, seed, sampler, progress):
-    """Fit with warnings shown on stderr and stdout protected from sampler output."""
+def _run_fit(runs, card, *, draws, tune, chains, seed, sampler, progress, group_by=None):
+    """Fit with warnings shown on stderr and stdout protected from sampler output.
+
+    ``card`` None (and no ``group_by``) fits the default law ensemble.
+    """
     from bayescale.fitting import fit
 
     console = _err()
-    console.print(
-        f"fitting card [bold]{card.name}[/] ({card.law}, {card.family} noise) to {len(runs)} runs: "
-        f"{chains} chains x {draws} draws after {tune} tuning steps, seed {seed}"
-    )
+    if card is None and group_by is None:
+        from bayescale.ensemble.build import DEFAULT_CARDS
+
+        console.print(
+            f"fitting the law ensemble [bold]{', '.join(DEFAULT_CARDS)}[/] to {len(runs)} runs "
+            f"(weights and discrepancy from rolling splits): {chains} chains x {draws} draws "
+            f"after {tune} tuning steps, seed {seed}"
+        )
+        progress = progress or None
+    else:
+        card = card if card is not None else _default_card()
+        console.print(
+            f"fitting card [bold]{card.name}[/] ({card.law}, {card.family} noise) to {len(runs)} "
+            f"runs: {chains} chains x {draws} draws after {tune} tuning steps, seed {seed}"
+        )
     with _sampler_warnings(), contextlib.redirect_stdout(sys.stderr):
         tree = fit(
             runs,
@@ -394,6 +456,7 @@ def _run_fit(runs, card, *, draws, tune, chains, seed, sampler, progress):
             sampler=sampler,
             strict=False,
             progress=progress,
+            group_by=group_by,
         )
     sampler_info = json.loads(tree.attrs.get("bayescale_sampler", "{}"))
     console.print(
@@ -403,7 +466,35 @@ def _run_fit(runs, card, *, draws, tune, chains, seed, sampler, progress):
     return tree
 
 
+def _default_card():
+    from bayescale.cards import load_card
+
+    return load_card("chinchilla")
+
+
+def _cards_for(law, priors=None) -> list:
+    """The cards a command fits: ``[card]`` for ``--law``, the ensemble's cards otherwise."""
+    from bayescale.cards import load_card
+
+    if law is not None:
+        return [load_card(law, priors=priors)]
+    if priors:
+        raise InputError("--prior needs one card: add --law NAME")
+    from bayescale.ensemble.build import DEFAULT_CARDS
+
+    return [load_card(c) for c in DEFAULT_CARDS]
+
+
 def _diagnostics_ok(tree) -> tuple[bool, list[str]]:
+    from bayescale.ensemble.members import is_ensemble, members
+
+    if is_ensemble(tree):
+        oks, problems = [], []
+        for name, _, member in members(tree):
+            ok, probs = _diagnostics_ok(member)
+            oks.append(ok)
+            problems += [f"{name}: {p}" for p in probs]
+        return all(oks), problems
     diag = json.loads(tree.attrs.get("bayescale_diagnostics", "{}"))
     return bool(diag.get("ok", True)), list(diag.get("problems", []))
 
@@ -434,7 +525,7 @@ def _strict_exit(tree, where: Path) -> None:
 def fit(
     runs: RunsArg,
     out: OutOpt,
-    law: LawOpt = "chinchilla",
+    law: LawOpt = None,
     seed: SeedOpt = 0,
     draws: DrawsOpt = 2000,
     tune: TuneOpt = 1000,
@@ -443,6 +534,7 @@ def fit(
     prior: PriorOpt = None,
     map: MapOpt = None,
     group: GroupOpt = None,
+    group_by: GroupByOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,
     min_loss: MinLossOpt = None,
@@ -450,6 +542,8 @@ def fit(
     max_flops: MaxFlopsOpt = None,
     min_params: MinParamsOpt = None,
     max_params: MaxParamsOpt = None,
+    best_of_sweep: BestOfSweepOpt = False,
+    drop_duplicates: DropDupOpt = False,
     ci_prob: CiProbOpt = 0.9,
     ci_kind: CiKindOpt = "eti",
     strict: Annotated[
@@ -460,22 +554,30 @@ def fit(
     ] = False,
 ):
     """Fit a scaling law to a table of runs: writes posterior.nc and summary.csv, prints JSON."""
-    from bayescale.cards import load_card
     from bayescale.stats import check_ci
 
     check_ci(ci_prob, ci_kind)
-    card = load_card(law, priors=_parse_priors(prior))
+    if law is None and group_by is not None:
+        law = "chinchilla"
+    fit_cards = _cards_for(law, _parse_priors(prior))
+    card = fit_cards[0] if law is not None else None
     filters = _filters(
-        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params
+        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params,
+        best_of_sweep=best_of_sweep, drop_duplicates=drop_duplicates,
     )
-    run_table = _load_runs(runs, cards=[card], maps=map, filters=filters)
+    if group_by is not None:
+        filters["group_by"] = group_by
+    run_table = _load_runs(runs, cards=fit_cards, maps=map, filters=filters)
     out = _check_out_dir(out, ["posterior.nc", "summary.csv"], [runs])
     tree = _run_fit(
         run_table, card, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-        progress=progress,
+        progress=progress, group_by=group_by,
     )
     _write_fit_outputs(tree, out, ci_prob=ci_prob, ci_kind=ci_kind)
-    from bayescale.summary import fit_summary_json
+    if group_by is not None:
+        from bayescale.families.summary import fit_summary_json
+    else:
+        from bayescale.summary import fit_summary_json
 
     result = fit_summary_json(tree, ci_prob=ci_prob, ci_kind=ci_kind)
     result["files"] = {"posterior": str(out / "posterior.nc"), "summary": str(out / "summary.csv")}
@@ -488,7 +590,12 @@ def _write_fit_outputs(tree, out: Path, *, ci_prob, ci_kind):
     from bayescale.io import save
     from bayescale.summary import summarize
 
-    table = summarize(tree, ci_prob=ci_prob, ci_kind=ci_kind)
+    if "bayescale_families" in tree.attrs:
+        from bayescale.families.summary import summary_table
+
+        table = summary_table(tree, ci_prob=ci_prob, ci_kind=ci_kind)
+    else:
+        table = summarize(tree, ci_prob=ci_prob, ci_kind=ci_kind)
     out.mkdir(parents=True, exist_ok=True)
     save(tree, out / "posterior.nc")
     _write_csv(out / "summary.csv", table)
@@ -623,6 +730,8 @@ def _predict_json(ds) -> dict:
             k: float(ds[f"extrapolation_{k}"][i]) for k in ("N", "D", "C")
             if f"extrapolation_{k}" in ds
         }
+        if "validated" in ds:
+            q["validated"] = bool(ds["validated"][i])
         queries.append(q)
     out = {
         "ci_prob": float(ds.attrs.get("ci_prob")),
@@ -633,8 +742,32 @@ def _predict_json(ds) -> dict:
         out["target_loss"] = float(ds.attrs.get("target_loss"))
     if "discrepancy_tau" in ds.attrs:
         out["discrepancy_tau"] = float(ds.attrs["discrepancy_tau"])
+    if "validated_decades" in ds.attrs:
+        out["validated_decades"] = float(ds.attrs["validated_decades"])
     out["queries"] = queries
+    _warn_unvalidated(
+        [q["extrapolation"].get("C", float("nan")) for q in queries if not q.get("validated", 1)],
+        out.get("validated_decades"), what="query",
+    )
     return out
+
+
+def _warn_unvalidated(distances, validated, *, what: str) -> None:
+    """Warn on stderr about answers further out than the rolling backtests validated."""
+    if not distances or validated is None:
+        return
+    far = max(distances)
+    if validated <= 0:
+        reason = ("no rolling backtest of this fit validated any extrapolation (one card; fit "
+                  "without --law for the law ensemble, whose rolling splits validate a distance)")
+    else:
+        reason = (f"the fit's rolling backtests validated only {validated:.2g} decades of "
+                  "compute beyond their training runs")
+    _err().print(
+        f"[bold yellow]warning[/]: {len(distances)} {what}(s) up to {far:.3g} decades of compute "
+        f"beyond the fitted runs are UNVALIDATED: {reason}. Their intervals assume the law "
+        "holds that far.", soft_wrap=True,
+    )
 
 
 def _predict_table(result: dict) -> Table:
@@ -692,8 +825,8 @@ def predict(
         typer.Option(
             "--discrepancy",
             help="Extrapolation discrepancy tau: sd of log loss per decade of compute beyond "
-            "the fitted runs; widens the predictive interval (estimate it with backtest "
-            "--discrepancy).",
+            "the fitted runs; widens the predictive interval. Default: the fit's own (a law "
+            "ensemble learns it on rolling splits; none for one card).",
         ),
     ] = None,
 ):
@@ -705,15 +838,36 @@ def predict(
     tree = _load_fit(fit_path)
     from bayescale.prediction import predict as _predict
 
-    ds = _predict(
-        tree, **q, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind, random_seed=seed,
-        discrepancy=discrepancy,
-    )
-    result = _predict_json(ds)
+    def answer(t):
+        return _predict_json(_predict(
+            t, **q, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind, random_seed=seed,
+            discrepancy="auto" if discrepancy is None else discrepancy,
+        ))
+
+    if "bayescale_families" in tree.attrs:  # a pooled fit: one answer per family
+        _per_family(tree, answer, _predict_table, as_json)
+        return
+    result = answer(tree)
     if as_json:
         _print_json(result)
     else:
         _out().print(_predict_table(result))
+
+
+def _per_family(tree, answer, tables, as_json) -> None:
+    """Print ``answer(family_view)`` of every family of a pooled fit: JSON keyed by family."""
+    from bayescale.families.views import families_info, family_labels, family_view
+
+    result = {lab: answer(family_view(tree, lab)) for lab in family_labels(tree)}
+    if as_json:
+        _print_json({"group_by": families_info(tree)["group_by"], "families": result})
+        return
+    console = _out()
+    for lab, res in result.items():
+        console.print(f"[bold]family {lab}[/]")
+        made = tables(res)
+        for t in made if isinstance(made, list) else [made]:
+            console.print(t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -741,14 +895,21 @@ def _optimal_json(tree, budgets, *, ci_prob, ci_kind, target_loss=None, prob=0.9
         for name in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
             row[name] = _ci_triplet(ds, name, i)
         rows.append(row)
+    for i, row in enumerate(rows):
+        if "validated" in ds:
+            row["extrapolation_C"] = float(ds["extrapolation_C"][i])
+            row["validated"] = bool(ds["validated"][i])
     out = {
-        "card": card_of(tree).name,
+        "card": ds.attrs.get("card", card_of(tree).name),
         "ci_prob": ci_prob,
         "ci_kind": ci_kind,
         "method": ds.attrs.get("method"),
+        "validated_decades": ds.attrs.get("validated_decades"),
         "budgets": rows,
         "exponents": {"a": _ci_triplet(ds, "exponent_a"), "b": _ci_triplet(ds, "exponent_b")},
     }
+    _warn_unvalidated([r["extrapolation_C"] for r in rows if not r.get("validated", True)],
+                      ds.attrs.get("validated_decades"), what="budget")
     if target_loss is not None:
         out["compute_for_target"] = compute_for_target(
             tree, target_loss=target_loss, prob=prob, ci_prob=ci_prob, ci_kind=ci_kind,
@@ -792,14 +953,52 @@ def _optimal_tables(result: dict) -> list[Table]:
         )
         c.add_column("quantity")
         c.add_column("value", justify="right")
+        if cft.get("statement"):
+            c.add_row("answer", cft["statement"])
         for k, v in cft.items():
-            if isinstance(v, dict):
+            if k == "statement" or v is None:
+                continue  # the edge answers have no budget: never show the search floor
+            if k == "reached_by":
+                v = (f"{v['run']} (N {_fmt(v['N'])}, D {_fmt(v['D'])}, C {_fmt(v['C'])}, "
+                     f"loss {_fmt(v['loss'])})")
+            elif isinstance(v, dict):
                 v = f"{_fmt(v.get('median'))} [{_fmt(v.get('lo'))}, {_fmt(v.get('hi'))}]"
             else:
                 v = _fmt(v)
             c.add_row(k, v)
         tables.append(c)
     return tables
+
+
+InferenceTokensOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--inference-tokens",
+        help="Tokens the model will serve: also the inference-aware optimum, minimising "
+        "training 6ND plus inference 2NT FLOPs (Sardana et al. 2024).",
+    ),
+]
+
+
+def _inference_table(inf: dict) -> Table:
+    pct = f"{inf['ci_prob'] * 100:g}%"
+    t = Table(
+        title=f"Training-only vs inference-aware optimum, T = {_fmt(inf['inference_tokens'])} "
+        f"tokens served (medians, {pct} {inf['ci_kind']})"
+    )
+    for col in ("budget C", "optimum", "N*", "D*", "D*/N*", "loss", "training share"):
+        t.add_column(col, justify="right")
+    for row in inf["budgets"]:
+        for side in ("training_only", "inference_aware"):
+            v = row[side]
+            cells = [_fmt(row["budget"]), side.replace("_", "-")]
+            for name in ("N_opt", "D_opt", "tokens_per_param", "loss_opt", "train_fraction"):
+                x = v.get(name)
+                cells.append(
+                    f"{_fmt(x['median'])} [{_fmt(x['lo'])}, {_fmt(x['hi'])}]" if x else "1"
+                )
+            t.add_row(*cells)
+    return t
 
 
 @app.command(
@@ -825,6 +1024,7 @@ def optimal(
     ci_kind: CiKindOpt = "eti",
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
+    inference_tokens: InferenceTokensOpt = None,
 ):
     """Compute-optimal N*, D*, D*/N* and loss per budget, with the exponents a and b."""
     from bayescale.stats import check_ci
@@ -835,16 +1035,215 @@ def optimal(
     if not 0 < prob < 1:
         raise InputError(f"--prob must be strictly between 0 and 1, got {prob!r}")
     tree = _load_fit(fit_path)
+    if "bayescale_families" in tree.attrs:  # a pooled fit: one answer per family
+        if inference_tokens:
+            raise InputError("--inference-tokens is not available for a pooled fit yet")
+        _per_family(tree, lambda t: _optimal_json(
+            t, _as_floats(budget), ci_prob=ci_prob, ci_kind=ci_kind, target_loss=target_loss,
+            prob=prob, seed=seed,
+        ), _optimal_tables, as_json)
+        return
     result = _optimal_json(
         tree, _as_floats(budget), ci_prob=ci_prob, ci_kind=ci_kind, target_loss=target_loss,
         prob=prob, seed=seed,
     )
+    if inference_tokens:
+        from bayescale.planning.summary import inference_side_by_side
+
+        result["inference"] = inference_side_by_side(
+            tree, budgets=_as_floats(budget), inference_tokens=inference_tokens,
+            target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind,
+        )
     if as_json:
         _print_json(result)
     else:
         console = _out()
         for t in _optimal_tables(result):
             console.print(t)
+        if inference_tokens:
+            console.print(_inference_table(result["inference"]))
+
+
+# --------------------------------------------------------------------------------------------
+# contrast
+# --------------------------------------------------------------------------------------------
+
+
+def _contrast_tables(doc: dict) -> list[Table]:
+    pct = f"{doc['ci_prob'] * 100:g}%"
+    o = Table(title=f"Compute-optimal per family (medians, {pct} {doc['ci_kind']} intervals)")
+    for col in ("family", "budget C", "N*", "D*", "D*/N*", "loss at optimum"):
+        o.add_column(col, justify="right")
+    cells: dict = {}
+    for r in doc["optimal"]:
+        text = f"{_fmt(r['median'])} [{_fmt(r['lower'])}, {_fmt(r['upper'])}]"
+        cells.setdefault((r["family"], r["budget"]), {})[r["quantity"]] = text
+    for (fam, c), v in cells.items():
+        o.add_row(fam, _fmt(c), v["N_opt"], v["D_opt"], v["tokens_per_param"], v["loss_opt"])
+    t = Table(
+        title=f"Contrasts between families ({pct} {doc['ci_kind']}); p = P(X's value < Y's); "
+        "for loss_opt, P(X reaches the lower loss at C)"
+    )
+    for col in ("X vs Y", "quantity", "budget C", "median", "interval", "p"):
+        t.add_column(col, justify="right")
+    for r in doc["contrasts"]:
+        t.add_row(
+            r["pair"], r["quantity"], _fmt(r["budget"]) if r["budget"] is not None else "-",
+            _fmt(r["median"]), f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]",
+            f"{r['p_x_below_y']:.3f}",
+        )
+    p = Table(title="Pooling: each family's value, the spread tau across families (log scale)")
+    for col in ("parameter", "family", "value", "tau", "log(value/mu)", "own value"):
+        p.add_column(col, justify="right")
+    for r in doc["pooling"]:
+        ratio = "-"
+        if r.get("log_ratio") is not None:
+            ratio = (f"{_fmt(r['log_ratio'])} [{_fmt(r['log_ratio_lower'])}, "
+                     f"{_fmt(r['log_ratio_upper'])}]")
+        p.add_row(
+            r["param"], r["family"],
+            f"{_fmt(r['median'])} [{_fmt(r['lower'])}, {_fmt(r['upper'])}]",
+            f"{_fmt(r['tau'])} [{_fmt(r['tau_lower'])}, {_fmt(r['tau_upper'])}]",
+            ratio, "yes" if r.get("own_value") else "no",
+        )
+    return [o, t, p]
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  bayescale fit runs.csv --group-by dataset_name --out fit/\n\n"
+        "  bayescale contrast fit/ --budget 1e22\n\n"
+        "  bayescale contrast fit/ --budget 1e22 --budget 1e24 --json"
+    )
+)
+@_guarded
+def contrast(
+    fit_path: FitArg,
+    budget: BudgetOpt = None,
+    ci_prob: CiProbOpt = 0.9,
+    ci_kind: CiKindOpt = "eti",
+    as_json: JsonOpt = False,
+):
+    """Compare the families of a pooled fit (--group-by): differences and their probabilities."""
+    from bayescale.stats import check_ci
+
+    check_ci(ci_prob, ci_kind)
+    if not budget:
+        raise InputError("give at least one --budget in FLOPs, e.g. --budget 1e22")
+    tree = _load_fit(fit_path)
+    if "bayescale_families" not in tree.attrs:
+        raise InputError(
+            f"{_fit_path(fit_path)} is a fit of one family; contrast needs a pooled fit "
+            "(bayescale fit RUNS --group-by COLUMN)"
+        )
+    from bayescale.families.summary import contrast_json
+
+    doc = contrast_json(tree, budgets=_as_floats(budget), ci_prob=ci_prob, ci_kind=ci_kind)
+    if as_json:
+        _print_json(doc)
+    else:
+        console = _out()
+        for t in _contrast_tables(doc):
+            console.print(t)
+
+
+# --------------------------------------------------------------------------------------------
+# plan
+# --------------------------------------------------------------------------------------------
+
+
+def _plan_tables(doc: dict) -> list[Table]:
+    tgt = doc["target"]
+    pct = f"{doc['settings']['ci_prob'] * 100:g}%"
+    head = Table(title=f"Plan for the {tgt['description']} ({pct} interval width, {tgt['unit']})")
+    for col in ("", "runs", "compute", "width", "shrinkage"):
+        head.add_column(col, justify="right")
+    head.add_row("today", "", "", _fmt(doc["width_now"]), "")
+    head.add_row("after the plan", str(len(doc["runs"])), _fmt(doc["cost"]),
+                 _fmt(doc["width_after"]), f"{doc['shrinkage']:.1%}")
+    naive = doc["naive"]
+    head.add_row("after the naive plan", str(len(naive["runs"])),
+                 _fmt(sum(r["C"] for r in naive["runs"])), _fmt(doc["width_after_naive"]),
+                 f"{doc['shrinkage_naive']:.1%}")
+    runs = Table(title="Runs to train next (in order; width expected once each is in)")
+    for col in ("N", "D", "C", "width after", "ESS", "valued by"):
+        runs.add_column(col, justify="right")
+    for r in doc["runs"]:
+        runs.add_row(_fmt(r["N"]), _fmt(r["D"]), _fmt(r["C"]), _fmt(r["width_after"]),
+                     f"{r['ess']:.0f}", r["method"])
+    return [head, runs]
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  bayescale plan fit/ --target loss --N 7e10 --D 1.4e12 --budget-new 1e21\n\n"
+        "  bayescale plan fit/ --target nopt --budget 5.76e23 --budget-new 1e21 --json\n\n"
+        "  bayescale plan fit/ --target compute --target-loss 2.0 --budget-new 1e21"
+    )
+)
+@_guarded
+def plan(
+    fit_path: FitArg,
+    budget_new: Annotated[
+        float, typer.Option("--budget-new", help="Total FLOPs for the new small runs.")
+    ],
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            help="The question: loss (law loss at --N/--D), nopt (N* at --budget) or compute "
+            "(compute to reach --target-loss).",
+        ),
+    ] = "loss",
+    N: Annotated[float | None, typer.Option("--N", help="Planned big run's N.")] = None,
+    D: Annotated[float | None, typer.Option("--D", help="Planned big run's D.")] = None,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="Budget of the big run (target nopt).")
+    ] = None,
+    target_loss: Annotated[
+        float | None, typer.Option("--target-loss", help="Loss to reach (target compute).")
+    ] = None,
+    max_runs: Annotated[int, typer.Option("--max-runs", help="Most runs in the plan.")] = 16,
+    worlds: Annotated[
+        int, typer.Option("--worlds", help="Simulated outcomes per candidate.")
+    ] = 48,
+    min_ess: Annotated[
+        float, typer.Option("--min-ess", help="Importance ESS below which to refit.")
+    ] = 100.0,
+    refit: Annotated[
+        bool, typer.Option("--refit/--no-refit", help="Refit where the weights degenerate.")
+    ] = True,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", help="Pooled-family fit: plan for this family only."),
+    ] = None,
+    ci_prob: CiProbOpt = 0.9,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+):
+    """Which new small runs most narrow the interval of a question about the big run."""
+    tree = _load_fit(fit_path)
+    from bayescale.planning import plan as _plan
+
+    with _sampler_warnings():
+        result = _plan(
+            tree, target=target, N=N, D=D, budget=budget, target_loss=target_loss,
+            budget_new=budget_new, max_runs=max_runs, n_worlds=worlds, min_ess=min_ess,
+            refit=refit, ci_prob=ci_prob, random_seed=seed, family=family,
+        )
+    docs = ({k: v.to_dict() for k, v in result.items()} if isinstance(result, dict)
+            else {None: result.to_dict()})
+    if as_json:
+        _print_json(docs[None] if None in docs else {"families": docs})
+    else:
+        console = _out()
+        for name, doc in docs.items():
+            if name is not None:
+                console.print(f"family {name}")
+            for t in _plan_tables(doc):
+                console.print(t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -956,6 +1355,7 @@ def report(
     prior: PriorOpt = None,
     map: MapOpt = None,
     group: GroupOpt = None,
+    group_by: GroupByOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,
     min_loss: MinLossOpt = None,
@@ -963,8 +1363,19 @@ def report(
     max_flops: MaxFlopsOpt = None,
     min_params: MinParamsOpt = None,
     max_params: MaxParamsOpt = None,
+    best_of_sweep: BestOfSweepOpt = False,
+    drop_duplicates: DropDupOpt = False,
     ci_prob: CiProbOpt = 0.9,
     ci_kind: CiKindOpt = "eti",
+    plan_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--plan-budget",
+            help="Add 'What to run next': the new runs worth this many FLOPs that most narrow "
+            "the interval of the loss at the first query.",
+        ),
+    ] = None,
+    inference_tokens: InferenceTokensOpt = None,
 ):
     """Fit, answer and draw in one go: a self-contained report.html, report.md and report.json."""
     from bayescale.cards import load_card
@@ -975,8 +1386,11 @@ def report(
     card = load_card(law, priors=priors)
     others = [load_card(c) for c in (compare or [])]
     filters = _filters(
-        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params
+        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params,
+        best_of_sweep=best_of_sweep, drop_duplicates=drop_duplicates,
     )
+    if group_by is not None:
+        filters["group_by"] = group_by
     run_table = _load_runs(runs, cards=[card, *others], maps=map, filters=filters)
     queries = _query_list(N, D, C)
     out = _check_out_dir(out, REPORT_FILES, [runs])
@@ -1000,6 +1414,9 @@ def report(
             random_seed=seed,
             ci_prob=ci_prob,
             ci_kind=ci_kind,
+            plan_budget=plan_budget,
+            inference_tokens=inference_tokens,
+            group_by=group_by,
         )
     files = {
         "html": out / "report.html",
@@ -1072,6 +1489,8 @@ def compare(
     max_flops: MaxFlopsOpt = None,
     min_params: MinParamsOpt = None,
     max_params: MaxParamsOpt = None,
+    best_of_sweep: BestOfSweepOpt = False,
+    drop_duplicates: DropDupOpt = False,
     as_json: JsonOpt = False,
 ):
     """Compare laws on the same runs: PSIS-LOO, extrapolation backtest and a verdict."""
@@ -1084,14 +1503,21 @@ def compare(
         raise InputError(f"--law names a card twice: {', '.join(names)}")
     card_objs = [load_card(n) for n in names]
     filters = _filters(
-        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params
+        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params,
+        best_of_sweep=best_of_sweep, drop_duplicates=drop_duplicates,
     )
     run_table = _load_runs(runs, cards=card_objs, maps=map, filters=filters)
     out = _check_out_dir(out, ["loo.csv", "backtests.csv", "comparison.json"], [runs])
     from bayescale.comparison import compare as _compare
+    from bayescale.progress import fit_progress
 
     _err().print(f"comparing {', '.join(names)} on {len(run_table)} runs")
-    with _sampler_warnings(), contextlib.redirect_stdout(sys.stderr):
+    n_fits = len(card_objs) * (2 if backtest else 1)
+    with (
+        _sampler_warnings(),
+        contextlib.redirect_stdout(sys.stderr),
+        fit_progress(n_fits, description="compare") as bar,
+    ):
         result = _compare(
             run_table,
             cards=tuple(card_objs),
@@ -1101,6 +1527,7 @@ def compare(
             tune=tune,
             chains=chains,
             random_seed=seed,
+            progress=bar,
         )
     data = result.to_dict()
     out.mkdir(parents=True, exist_ok=True)
@@ -1123,12 +1550,49 @@ def compare(
                 index_name="card",
             )
         )
+    if result.weights is not None:
+        console.print(
+            _frame_table(result.weights, title="Stacking weights: rolling forecasts vs PSIS-LOO",
+                         index_name="card")
+        )
+        console.print(result.reading, markup=False, soft_wrap=True)
     console.print(f"verdict: {result.verdict}", markup=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------
 # backtest
 # --------------------------------------------------------------------------------------------
+
+
+def _backtest_families(run_table, card, out, source, *, group_by, method, holdout_frac, cutoff,
+                       calibration, discrepancy, as_json, **fit_kwargs) -> None:
+    """``backtest --group-by``: per-family holdout, pooled fit against separate fits."""
+    if method != "bayes" or cutoff is not None or calibration or discrepancy:
+        raise InputError(
+            "backtest --group-by supports --holdout-frac only (no --method mle, --cutoff, "
+            "--calibration or --discrepancy)"
+        )
+    out = _check_out_dir(out, ["backtest.csv", "backtest_summary.csv"], [source])
+    from bayescale.families.backtest import backtest_families
+    from bayescale.families.summary import records
+
+    _err().print(f"backtesting card {card.name} pooled over {group_by} and per family alone")
+    with _sampler_warnings(), contextlib.redirect_stdout(sys.stderr):
+        summary, table = backtest_families(
+            run_table, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=True,
+            **fit_kwargs,
+        )
+    _write_csv(out / "backtest.csv", table, index=False)
+    _write_csv(out / "backtest_summary.csv", summary, index=False)
+    if as_json:
+        _print_json({"group_by": group_by, "summary": records(summary)})
+        return
+    t = Table(title=f"Per-family backtest: top {holdout_frac:g} by compute held out per family")
+    for col in summary.columns:
+        t.add_column(str(col), justify="right")
+    for row in summary.itertuples(index=False):
+        t.add_row(*(_cell(v) for v in row))
+    _out().print(t)
 
 
 @app.command(
@@ -1143,7 +1607,7 @@ def compare(
 def backtest(
     runs: RunsArg,
     out: OutOpt,
-    law: LawOpt = "chinchilla",
+    law: LawOpt = None,
     holdout_frac: Annotated[
         float, typer.Option("--holdout-frac", help="Share of largest-compute runs held out.")
     ] = 0.2,
@@ -1175,6 +1639,7 @@ def backtest(
     prior: PriorOpt = None,
     map: MapOpt = None,
     group: GroupOpt = None,
+    group_by: GroupByOpt = None,
     drop_top_loss: DropOpt = 0,
     max_loss: MaxLossOpt = None,
     min_loss: MinLossOpt = None,
@@ -1182,20 +1647,33 @@ def backtest(
     max_flops: MaxFlopsOpt = None,
     min_params: MinParamsOpt = None,
     max_params: MaxParamsOpt = None,
+    best_of_sweep: BestOfSweepOpt = False,
+    drop_duplicates: DropDupOpt = False,
     as_json: JsonOpt = False,
 ):
     """Hold out the largest runs, fit the rest, and score the predictions of the held-out runs."""
-    from bayescale.cards import load_card
 
     if method not in ("bayes", "mle"):
         raise InputError(f"--method must be bayes or mle, got {method!r}")
     if discrepancy and method != "bayes":
         raise InputError(f"--discrepancy needs --method bayes, got {method!r}")
-    card = load_card(law, priors=_parse_priors(prior))
+    if law is None and (group_by is not None or method != "bayes" or discrepancy):
+        law = "chinchilla"  # the ensemble is the Bayesian default; these modes take one card
+    bt_cards = _cards_for(law, _parse_priors(prior))
+    card = bt_cards[0] if law is not None else None
     filters = _filters(
-        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params
+        group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params,
+        best_of_sweep=best_of_sweep, drop_duplicates=drop_duplicates,
     )
-    run_table = _load_runs(runs, cards=[card], maps=map, filters=filters)
+    if group_by is not None:
+        filters["group_by"] = group_by
+    run_table = _load_runs(runs, cards=bt_cards, maps=map, filters=filters)
+    if group_by is not None:
+        _backtest_families(run_table, card, out, runs, group_by=group_by, method=method,
+                           holdout_frac=holdout_frac, cutoff=cutoff, calibration=calibration,
+                           discrepancy=discrepancy, as_json=as_json, draws=draws, tune=tune,
+                           chains=chains, random_seed=seed)
+        return
     names = ["backtest.csv", "backtest.json", "backtest.png", "backtest.svg"]
     if calibration:
         names += ["calibration.csv", "calibration.png", "calibration.svg"]
@@ -1203,8 +1681,18 @@ def backtest(
     from bayescale import backtesting, plots
 
     fit_kwargs = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
-    _err().print(f"backtesting card {card.name} ({method}) on {len(run_table)} runs")
-    with _sampler_warnings(), contextlib.redirect_stdout(sys.stderr):
+    what = f"card {card.name}" if card is not None else "the law ensemble (nested)"
+    _err().print(f"backtesting {what} ({method}) on {len(run_table)} runs")
+    from bayescale.progress import fit_progress
+
+    fracs = (0.1, 0.2, 0.3, 0.4)  # the calibration curve's rolling cutoffs
+    with (
+        _sampler_warnings(),
+        contextlib.redirect_stdout(sys.stderr),
+        fit_progress(
+            1 + len(fracs), description="backtests", enabled=None if calibration else False
+        ) as bar,
+    ):
         result = backtesting.backtest(
             run_table,
             card=card,
@@ -1215,10 +1703,12 @@ def backtest(
             discrepancy=discrepancy,
             **fit_kwargs,
         )
+        bar.advance()
         calib = None
         if calibration:
             calib = backtesting.calibration(
-                run_table, card=card, method=method, n_bootstrap=bootstrap, **fit_kwargs
+                run_table, card=card, holdout_fracs=fracs, method=method, n_bootstrap=bootstrap,
+                progress=bar, **fit_kwargs,
             )
     data = result.to_dict()
     if calib is not None:
@@ -1243,7 +1733,14 @@ def backtest(
     for p, cov in sorted(result.coverage.items()):
         t.add_row(f"coverage of {float(p):.0%} predictive intervals", f"{cov:.3f}")
     t.add_row("mean log predictive density per run", _fmt(result.lpd_mean))
-    if result.tau is not None:
+    if result.weights is not None:
+        for name, w in result.weights.items():
+            t.add_row(f"stacking weight of {name} (training runs only)", f"{w:.3f}")
+        t.add_row("discrepancy tau (sd of log loss per decade, included above)",
+                  _fmt(result.tau))
+        t.add_row("extrapolation validated by the nested splits (decades of C)",
+                  _fmt(result.validated_decades))
+    elif result.tau is not None:
         t.add_row("discrepancy tau (sd of log loss per decade)", _fmt(result.tau))
         for p, cov in sorted(result.coverage_calibrated.items()):
             t.add_row(f"coverage of {float(p):.0%} intervals with discrepancy", f"{cov:.3f}")
@@ -1270,6 +1767,134 @@ def _calibration_table(calib) -> Table:
             f"{float(frac):.0%}", _fmt(cut), str(int(n_test)), *(f"{v:.2f}" for v in row.tolist())
         )
     return t
+
+
+# --------------------------------------------------------------------------------------------
+# epochs (data-constrained law)
+# --------------------------------------------------------------------------------------------
+
+
+def _epochs_json(tree, us, budgets, ks, *, max_epochs, ci_prob, ci_kind, seed) -> dict:
+    import numpy as np
+
+    from bayescale.posterior import card_of
+    from bayescale.repetition import best_epochs, repeat_loss
+
+    u_grid, c_grid = (a.reshape(-1) for a in np.meshgrid(us, budgets, indexing="ij"))
+    best = best_epochs(tree, U=u_grid, C=c_grid, max_epochs=max_epochs, ci_prob=ci_prob,
+                       ci_kind=ci_kind)
+    rows = []
+    for i in range(best.sizes["query"]):
+        row = {"U": float(best["U"][i]), "C": float(best["C"][i])}
+        for name in ("epochs_opt", "N_opt", "D_opt", "loss_opt", "loss_one_epoch"):
+            row[name] = _ci_triplet(best, name, i)
+        row["p_repeat"] = float(best["p_repeat"][i])
+        rows.append(row)
+    out = {"card": card_of(tree).name, "ci_prob": ci_prob, "ci_kind": ci_kind, "best": rows}
+    if ks:
+        u3, c3, k3 = (a.reshape(-1) for a in np.meshgrid(us, budgets, ks, indexing="ij"))
+        ds = repeat_loss(tree, U=u3, C=c3, epochs=k3, ci_prob=ci_prob, ci_kind=ci_kind,
+                         random_seed=seed)
+        out["repeat"] = [
+            {
+                "U": float(ds["U"][i]), "C": float(ds["C"][i]), "epochs": float(ds["epochs"][i]),
+                "N": float(ds["N"][i]), "D": float(ds["D"][i]),
+                "median": float(ds["median"][i]),
+                "ci": [float(v) for v in np.asarray(ds["ci"][i])],
+                "pi": [float(v) for v in np.asarray(ds["pi"][i])],
+                "excess": {"median": float(ds["excess"][i]),
+                           "lo": float(ds["excess_ci"][i, 0]), "hi": float(ds["excess_ci"][i, 1])},
+            }
+            for i in range(ds.sizes["query"])
+        ]
+    return out
+
+
+def _epochs_tables(result: dict) -> list[Table]:
+    pct = f"{result['ci_prob'] * 100:g}%"
+
+    def cell(v):
+        return f"{_fmt(v['median'])} [{_fmt(v['lo'])}, {_fmt(v['hi'])}]"
+
+    t = Table(
+        title=f"Best epochs for a unique-token budget ({result['card']}; medians, {pct} "
+        f"{result['ci_kind']} intervals)",
+        caption="epochs* = D*/U (below 1: unique data are not the constraint); "
+        "best without repeating: the best run with D <= U",
+    )
+    for col in ("unique U", "budget C", "epochs*", "N*", "D*", "loss at optimum",
+                "best without repeating", "P(repeat)"):
+        t.add_column(col, justify="right")
+    for row in result["best"]:
+        t.add_row(_fmt(row["U"]), _fmt(row["C"]), cell(row["epochs_opt"]), cell(row["N_opt"]),
+                  cell(row["D_opt"]), cell(row["loss_opt"]), cell(row["loss_one_epoch"]),
+                  f"{row['p_repeat']:.3f}")
+    tables = [t]
+    if result.get("repeat"):
+        r = Table(
+            title=f"Loss when repeating the unique data k times at the budget ({pct})",
+            caption="N = C / (6 k U); excess: loss above the same run on k U fresh tokens",
+        )
+        for col in ("unique U", "budget C", "epochs k", "N", "median", f"credible {pct}",
+                    f"predictive {pct}", "excess"):
+            r.add_column(col, justify="right")
+        for q in result["repeat"]:
+            r.add_row(_fmt(q["U"]), _fmt(q["C"]), _fmt(q["epochs"]), _fmt(q["N"]),
+                      _fmt(q["median"]), f"[{_fmt(q['ci'][0])}, {_fmt(q['ci'][1])}]",
+                      f"[{_fmt(q['pi'][0])}, {_fmt(q['pi'][1])}]", cell(q["excess"]))
+        tables.append(r)
+    return tables
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  bayescale epochs fit/ --unique-tokens 1e11 --budget 1e23\n\n"
+        "  bayescale epochs fit/ --unique-tokens 1e11 --budget 1e23 --epochs 1 --epochs 4 "
+        "--epochs 16 --json\n\n"
+        "Needs a fit of the data-constrained card (bayescale fit runs.csv --law data-constrained)."
+        " Every --unique-tokens is combined with every --budget (and every --epochs)."
+    )
+)
+@_guarded
+def epochs(
+    fit_path: FitArg,
+    unique_tokens: Annotated[
+        list[float] | None,
+        typer.Option("--unique-tokens", "--U", help="Unique tokens available (repeatable)."),
+    ] = None,
+    budget: BudgetOpt = None,
+    epochs_k: Annotated[
+        list[float] | None,
+        typer.Option("--epochs", help="Also the loss of repeating the data k times (repeatable)."),
+    ] = None,
+    max_epochs: Annotated[
+        float, typer.Option("--max-epochs", help="Upper end of the search for the best epochs.")
+    ] = 1e4,
+    ci_prob: CiProbOpt = 0.9,
+    ci_kind: CiKindOpt = "eti",
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+):
+    """Best number of epochs over a unique-token budget at a compute budget; loss of k repeats."""
+    from bayescale.stats import check_ci
+
+    check_ci(ci_prob, ci_kind)
+    if not unique_tokens:
+        raise InputError("give at least one --unique-tokens, e.g. --unique-tokens 1e11")
+    if not budget:
+        raise InputError("give at least one --budget in FLOPs, e.g. --budget 1e23")
+    tree = _load_fit(fit_path)
+    result = _epochs_json(
+        tree, _as_floats(unique_tokens), _as_floats(budget), _as_floats(epochs_k),
+        max_epochs=max_epochs, ci_prob=ci_prob, ci_kind=ci_kind, seed=seed,
+    )
+    if as_json:
+        _print_json(result)
+    else:
+        console = _out()
+        for t in _epochs_tables(result):
+            console.print(t)
 
 
 # --------------------------------------------------------------------------------------------

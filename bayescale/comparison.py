@@ -50,6 +50,12 @@ class ComparisonResult:
         Best card by PSIS-LOO.
     fits : dict
         ``{card: DataTree}`` of the full-data fits (not part of :meth:`to_dict`).
+    weights : pandas.DataFrame or None
+        Index card; ``forecast_weight`` (Bayesian stacking of rolling-origin forecasts, the
+        law ensemble's weights, :mod:`bayescale.ensemble`) next to ``loo_weight`` (PSIS-LOO
+        stacking). None when ``forecast=False``.
+    reading : str
+        The weights in plain words (empty without ``forecast``).
     """
 
     loo: pd.DataFrame
@@ -57,6 +63,8 @@ class ComparisonResult:
     verdict: str
     winner: str
     fits: dict = field(default_factory=dict, repr=False)
+    weights: pd.DataFrame | None = None
+    reading: str = ""
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (tables as ``{card: {column: value}}``; fits excluded)."""
@@ -71,6 +79,8 @@ class ComparisonResult:
             "verdict": self.verdict,
             "loo": records(self.loo),
             "backtests": records(self.backtests),
+            "weights": None if self.weights is None else records(self.weights),
+            "reading": self.reading,
         }
 
 
@@ -183,6 +193,8 @@ def compare(
     chains: int = 4,
     random_seed: int = 0,
     priors=None,
+    progress=None,
+    forecast: bool = True,
 ) -> ComparisonResult:
     """Fit several cards to the same runs and compare them by PSIS-LOO and a backtest.
 
@@ -203,6 +215,14 @@ def compare(
         Seed of every fit.
     priors : Mapping, optional
         ``{card name: {parameter: prior}}`` overrides per card.
+    progress : bool or callable, optional
+        ``True`` draws one progress bar over the fits on a terminal's stderr; a callable is
+        called as ``progress(done, total)`` after each fit (see :mod:`bayescale.progress`).
+    forecast : bool, default True
+        Also weight the cards by stacking of rolling-origin forecasts (the law ensemble's
+        weights, :func:`bayescale.ensemble.build.forecast_weights`), shown next to the LOO
+        weights with a plain-words reading: LOO scores interpolation, the forecasts
+        extrapolation.
 
     Returns
     -------
@@ -231,6 +251,7 @@ def compare(
     from bayescale.backtesting import backtest as run_backtest
     from bayescale.cards import load_card
     from bayescale.fitting import fit
+    from bayescale.progress import tracker
     from bayescale.runs import load_runs
 
     priors = dict(priors or {})
@@ -247,16 +268,30 @@ def compare(
         )
     runs = load_runs(runs)
     fits, loos, bts = {}, {}, {}
-    for card in loaded:
-        card = card.with_priors(priors.get(card.name))
-        fits[card.name] = fit(runs, card=card, draws=draws, tune=tune, chains=chains,
-                              random_seed=random_seed)
-        loos[card.name] = az.loo(fits[card.name], pointwise=True)
-        if backtest:
-            bts[card.name] = run_backtest(
-                runs, card=card, holdout_frac=holdout_frac, method="bayes", draws=draws,
-                tune=tune, chains=chains, random_seed=random_seed,
-            )
+    from bayescale.ensemble.rolling import DEFAULT_FRACS, rolling_splits
+
+    loaded = [card.with_priors(priors.get(card.name)) for card in loaded]
+    n_splits = len(rolling_splits(runs, fracs=DEFAULT_FRACS,
+                                  min_train=max(c.n_params for c in loaded) + 1)[0])
+    n_fits = len(loaded) * (1 + (1 if backtest else 0) + (n_splits if forecast else 0))
+    with tracker(progress, total=n_fits, description="compare") as advance:
+        for card in loaded:
+            fits[card.name] = fit(runs, card=card, draws=draws, tune=tune, chains=chains,
+                                  random_seed=random_seed)
+            advance()
+            loos[card.name] = az.loo(fits[card.name], pointwise=True)
+            if backtest:
+                bts[card.name] = run_backtest(
+                    runs, card=card, holdout_frac=holdout_frac, method="bayes", draws=draws,
+                    tune=tune, chains=chains, random_seed=random_seed,
+                )
+                advance()
+        info = None
+        if forecast and n_splits:
+            from bayescale.ensemble.build import forecast_weights
+
+            info = forecast_weights(runs, loaded, chains=chains, random_seed=random_seed,
+                                    advance=advance)
     table = az.compare(loos, method="stacking", round_to="none")
     loo = pd.DataFrame(
         {
@@ -283,4 +318,17 @@ def compare(
     backtests = pd.DataFrame.from_dict(rows, orient="index")
     backtests.index.name = "card"
     winner, text = verdict(loo, backtests if backtest else None)
-    return ComparisonResult(loo=loo, backtests=backtests, verdict=text, winner=winner, fits=fits)
+    weights, reading = None, ""
+    if info is not None:
+        from bayescale.ensemble.reading import weights_reading
+
+        loo_w = {k: float(loo.loc[k, "weight"]) for k in names}
+        weights = pd.DataFrame(
+            {"forecast_weight": [info["weights"][k] for k in names],
+             "loo_weight": [loo_w[k] for k in names],
+             "forecast_lpd": [info["card_forecast_lpd"][k] for k in names]},
+            index=pd.Index(names, name="card"),
+        )
+        reading = weights_reading(info, loo_w)
+    return ComparisonResult(loo=loo, backtests=backtests, verdict=text, winner=winner, fits=fits,
+                            weights=weights, reading=reading)

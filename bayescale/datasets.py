@@ -1,11 +1,14 @@
-"""Public scaling-run datasets, fetched and checked on demand, and a built-in simulator.
+"""Public scaling-run datasets, bundled or fetched and checked on demand, and a simulator.
 
 Datasets are looked up, in order, in the folder named by the environment variable
-``BAYESCALE_DATA_DIR``, then in the cache folder (``cache_dir`` argument, else
+``BAYESCALE_DATA_DIR``, then inside the package (``bayescale/data``: the tables whose licence
+allows it, Datablations under Apache-2.0 and the over-training runs under MIT, with their
+attribution in ``bayescale/data/NOTICE``), then in the cache folder (``cache_dir`` argument, else
 ``BAYESCALE_CACHE_DIR``, else ``~/.cache/bayescale``), and are otherwise downloaded from their
-pinned URL into the cache. Every file is checked against its SHA-256 before use. Only datasets
-with a public raw file of their own have a URL; the others are derived tables that must be placed
-in ``BAYESCALE_DATA_DIR`` (or the cache folder) by hand.
+pinned URL into the cache. Every file is checked against its SHA-256 before use; a cached file
+whose hash differs is fetched again, never trusted. Tables without a stated licence are not
+bundled: Epoch's Chinchilla table is downloaded, and derived tables without a raw file of their
+own (the Marin isoFLOP sweep) must be placed in ``BAYESCALE_DATA_DIR`` by hand.
 
 References
 ----------
@@ -35,7 +38,7 @@ from bayescale.errors import InputError
 from bayescale.laws import chinchilla, chinchilla_optimal, kaplan, kaplan_optimal
 from bayescale.runs import Runs, load_runs
 
-__all__ = ["DATASETS", "DatasetInfo", "list_datasets", "load", "path", "simulate"]
+__all__ = ["DATASETS", "DatasetInfo", "available", "list_datasets", "load", "path", "simulate"]
 
 DATA_DIR_ENV = "BAYESCALE_DATA_DIR"
 CACHE_DIR_ENV = "BAYESCALE_CACHE_DIR"
@@ -65,6 +68,12 @@ class DatasetInfo:
         Column mapping passed to :func:`bayescale.runs.load_runs`.
     default_filters : dict
         Filters applied by :func:`load` unless overridden.
+    licence : str
+        The licence of the data ("none stated" when there is none).
+    source : str
+        Repository, pinned commit and path the file comes from.
+    bundled : bool
+        Whether the file ships inside the package (only under a licence that allows it).
     """
 
     name: str
@@ -75,6 +84,9 @@ class DatasetInfo:
     description: str
     mapping: dict = field(default_factory=dict)
     default_filters: dict = field(default_factory=dict)
+    licence: str = "none stated"
+    source: str = ""
+    bundled: bool = False
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -97,6 +109,10 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         mapping={"N": "Model Size", "C": "Training FLOP", "loss": "loss"},
         default_filters={"drop_top_loss": 5},
+        source=(
+            "epoch-research/analyzing-chinchilla @ 92258837425e1b5f2851d624287f0120583a3d0e, "
+            "data/svg_extracted_data.csv"
+        ),
     ),
     "datablations": DatasetInfo(
         name="datablations",
@@ -113,6 +129,12 @@ DATASETS: dict[str, DatasetInfo] = {
             "plain Chinchilla law does not describe them."
         ),
         mapping={"N": "params_N", "D": "tokens_D", "loss": "val_loss", "run": "run_name"},
+        licence="Apache-2.0",
+        source=(
+            "huggingface/datablations @ 13701315b163f1c54642b94ad237b2699187c3ee, decoded from "
+            "the printed runs table of utils/parametric_fit.ipynb"
+        ),
+        bundled=True,
     ),
     "overtraining": DatasetInfo(
         name="overtraining",
@@ -134,6 +156,33 @@ DATASETS: dict[str, DatasetInfo] = {
             "run": "name",
             "group": "dataset_name",
         },
+        licence="MIT",
+        source=(
+            "mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5, flattened from "
+            "exp_data/models/*.json"
+        ),
+        bundled=True,
+    ),
+    "marin": DatasetInfo(
+        name="marin",
+        filename="marin_comma_isoflops.csv",
+        url=None,
+        sha256="8e31f29362dc19fc2b1c4dbf53c2da748735de9ae4b0b52b0ed10127e39bc962",
+        citation=(
+            "Marin project (2026), isoFLOP sweep on the Comma corpus, as collected in "
+            "Open-Athena/scaling-law-analysis @ 3e0656ee3dce (rows marin_202603 / comma)"
+        ),
+        description=(
+            "85 runs of an isoFLOP sweep (7 budgets, 3e18-3e20 FLOPs; Llama-2-style models); "
+            "N = params, D = tokens, C = 6ND (the nominal budget_flops is kept in the file); "
+            "outlier/reason mark the 5 runs the table's authors excluded. No licence is stated, "
+            "so the table is not bundled: place it in BAYESCALE_DATA_DIR."
+        ),
+        mapping={"N": "params", "D": "tokens", "loss": "loss"},
+        source=(
+            "Open-Athena/scaling-law-analysis @ 3e0656ee3dce (abbreviated commit), isoFLOP "
+            "experiments table, rows marin_202603 / comma"
+        ),
     ),
 }
 """The registered datasets, by name."""
@@ -145,20 +194,23 @@ def list_datasets() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per dataset with columns ``name``, ``filename``, ``downloadable``, ``citation``,
-        ``description``, ``url`` and ``sha256``.
+        One row per dataset with columns ``name``, ``filename``, ``bundled``, ``downloadable``,
+        ``licence``, ``citation``, ``description``, ``source``, ``url`` and ``sha256``.
 
     Examples
     --------
     >>> list_datasets()["name"].tolist()
-    ['chinchilla', 'datablations', 'overtraining']
+    ['chinchilla', 'datablations', 'overtraining', 'marin']
     """
     return pd.DataFrame(
         [
             {
                 "name": info.name,
                 "filename": info.filename,
+                "bundled": info.bundled,
                 "downloadable": info.url is not None,
+                "licence": info.licence,
+                "source": info.source,
                 "citation": info.citation,
                 "description": info.description,
                 "url": info.url,
@@ -184,13 +236,16 @@ def path(name: str, *, cache_dir=None, download=True) -> Path:
     Returns
     -------
     pathlib.Path
-        A file whose SHA-256 matches the registry.
+        A file whose SHA-256 matches the registry: in ``BAYESCALE_DATA_DIR``, in the package
+        (bundled tables), in the cache, or freshly downloaded into the cache.
 
     Raises
     ------
     InputError
-        For an unknown name, a file whose hash differs (both hashes named), a dataset without a
-        URL that is not found locally, ``download=False`` with no local file, or a failed download.
+        For an unknown name, a file in ``BAYESCALE_DATA_DIR`` or the package whose hash differs
+        (both hashes named), a dataset without a URL that is not found locally, ``download=False``
+        with no good local file, or a failed download. A cached file whose hash differs is
+        downloaded again (and replaced) rather than trusted.
 
     Examples
     --------
@@ -204,24 +259,61 @@ def path(name: str, *, cache_dir=None, download=True) -> Path:
         if candidate.is_file():
             _check_hash(candidate.read_bytes(), info, str(candidate))
             return candidate
+    if info.bundled:
+        packaged = _bundled_path(info)
+        if packaged.is_file():
+            _check_hash(packaged.read_bytes(), info, str(packaged))
+            return packaged
     cache = _cache_dir(cache_dir)
     cached = cache / info.filename
+    corrupt = ""
     if cached.is_file():
-        _check_hash(cached.read_bytes(), info, str(cached))
-        return cached
+        got = _sha256(cached.read_bytes())
+        if got == info.sha256:
+            return cached
+        corrupt = f"; the cached {cached} has sha256 {got}, not {info.sha256}"
     where = f"{DATA_DIR_ENV}={data_dir!r}" if data_dir else f"{DATA_DIR_ENV} is not set"
     if info.url is None:
         raise InputError(
             f"dataset {name!r} has no download URL and {info.filename} was not found locally "
-            f"({where}; cache {str(cache)!r}); set {DATA_DIR_ENV} to a folder holding "
+            f"({where}; cache {str(cache)!r}{corrupt}); set {DATA_DIR_ENV} to a folder holding "
             f"{info.filename}"
         )
     if not download:
         raise InputError(
             f"{info.filename} for dataset {name!r} was not found locally ({where}; cache "
-            f"{str(cache)!r}) and download=False; set {DATA_DIR_ENV} to a folder holding it"
+            f"{str(cache)!r}{corrupt}) and download=False; set {DATA_DIR_ENV} to a folder "
+            "holding it"
         )
     return _download(info, cache)
+
+
+def available(name: str, *, cache_dir=None) -> bool:
+    """Whether a dataset can be read without the network (bundled, in the data folder or cache).
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset name.
+    cache_dir : str or pathlib.Path, optional
+        Cache folder, as in :func:`path`.
+
+    Returns
+    -------
+    bool
+        True when :func:`path` with ``download=False`` finds a file with the registered hash.
+
+    Examples
+    --------
+    >>> available("datablations")
+    True
+    """
+    _info(name)
+    try:
+        path(name, cache_dir=cache_dir, download=False)
+    except InputError:
+        return False
+    return True
 
 
 def load(name: str, *, cache_dir=None, **load_runs_kwargs) -> Runs:
@@ -406,6 +498,10 @@ def _info(name) -> DatasetInfo:
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+def _bundled_path(info: DatasetInfo) -> Path:
+    return Path(__file__).resolve().parent / "data" / info.filename
 
 
 def _cache_dir(cache_dir) -> Path:

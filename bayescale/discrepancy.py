@@ -97,13 +97,16 @@ class Discrepancy:
         }
 
 
-def as_tau(discrepancy) -> float:
-    """The ``tau`` of a discrepancy given as None, a number or a :class:`Discrepancy`.
+def as_tau(discrepancy, fit=None) -> float:
+    """The ``tau`` of a discrepancy given as None, a number, a :class:`Discrepancy` or "auto".
 
     Parameters
     ----------
-    discrepancy : float, Discrepancy or None
-        None means no discrepancy (``tau = 0``).
+    discrepancy : float, Discrepancy, "auto" or None
+        None means no discrepancy (``tau = 0``). ``"auto"``: the calibrated ``tau`` that ``fit``
+        carries (a law ensemble's, :mod:`bayescale.ensemble`), else 0.
+    fit : xarray.DataTree, optional
+        The fit, for ``"auto"``.
 
     Returns
     -------
@@ -122,6 +125,10 @@ def as_tau(discrepancy) -> float:
     """
     if discrepancy is None:
         return 0.0
+    if isinstance(discrepancy, str) and discrepancy == "auto":
+        from bayescale.ensemble.members import ensemble_info, is_ensemble
+
+        return float(ensemble_info(fit)["tau"]) if fit is not None and is_ensemble(fit) else 0.0
     value = discrepancy.tau if isinstance(discrepancy, Discrepancy) else discrepancy
     try:
         tau = float(value)
@@ -239,7 +246,8 @@ def _split_piece(train, test, card, frac, *, draws, tune, chains, random_seed):
     frame = test.frame
     N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
     C, loss = frame["C"].to_numpy(float), frame["loss"].to_numpy(float)
-    mu, sigma, nu, family = _fit_predictive(post, N, D)
+    extra = {k: frame[k].to_numpy(float) for k in ("U",) if k in frame}
+    mu, sigma, nu, family = _fit_predictive(post, N, D, **extra)
     y = np.log(loss)
     delta = extrapolation_decades(C, float(np.max(train.C)))
     median = predictive_scores(y, mu, sigma, family=family, nu=nu, probs=(0.5,))["median"]

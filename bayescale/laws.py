@@ -13,17 +13,22 @@ References
 Kaplan, J. et al. (2020). Scaling Laws for Neural Language Models. arXiv:2001.08361.
 Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556.
 Besiroglu, T. et al. (2024). Chinchilla Scaling: A replication attempt. arXiv:2404.10102.
+Muennighoff, N. et al. (2023). Scaling Data-Constrained Language Models. arXiv:2305.16264.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 """The ``C = 6 N D`` convention (forward + backward pass, Kaplan et al. 2020)."""
+
+OPTIMUM_GRID = 65
+"""Grid points bracketing a numeric optimum (about 0.3 decades apart at ``C = 1e24``)."""
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
 def _xp(*args):
@@ -387,6 +392,224 @@ def kaplan_d_log(D, *, log_D_c, alpha_D, L_inf=0.0):
 
 
 # --------------------------------------------------------------------------------------------
+# Data-constrained Chinchilla (Muennighoff et al. 2023): repeated tokens and excess parameters
+# --------------------------------------------------------------------------------------------
+
+
+def data_constrained_log(N, D, *, E, log_A, log_B, alpha, beta, R_D_star, R_N_star, U=None):
+    r"""Log of the data-constrained loss of Muennighoff et al. (2023).
+
+    The Chinchilla form on effective parameters :math:`N'` and effective data :math:`D'`:
+
+    .. math::
+        L = E + \frac{A}{N'^{\alpha}} + \frac{B}{D'^{\beta}},\quad
+        D' = U_D + U_D R_D^* \left(1 - e^{-R_D / R_D^*}\right),\quad
+        N' = U_N + U_N R_N^* \left(1 - e^{-R_N / R_N^*}\right),
+
+    with :math:`U_D = U` unique tokens, :math:`R_D = \max(D/U_D - 1, 0)` repeated epochs,
+    :math:`U_N = \min(N, N_{opt}(U_D))` the compute-optimal size for the unique tokens under the
+    law's own Chinchilla allocation, :math:`N_{opt}(U) = G (U G)^{\beta/\alpha}`,
+    :math:`G = (\alpha A / (\beta B))^{1/(\alpha+\beta)}`, and
+    :math:`R_N = N / U_N - 1` excess parameters in units of :math:`U_N`. A repeated token is worth
+    less each epoch (decay constant :math:`R_D^*` epochs) and parameters beyond what the unique
+    data can use decay with :math:`R_N^*`.
+
+    Limits: with :math:`R_D^*, R_N^* \to \infty`, or with no repetition (:math:`U \ge D`) and
+    :math:`N \le N_{opt}(U)`, the law is exactly Chinchilla's. A single-epoch run larger than
+    :math:`N_{opt}(D)` is still penalised (its excess parameters decay).
+
+    Parameters
+    ----------
+    N, D : array_like or pytensor variable
+        Parameters and training tokens seen (repeats counted).
+    E, log_A, log_B, alpha, beta : array_like
+        Chinchilla parameters (log amplitudes).
+    R_D_star, R_N_star : array_like
+        Decay constants of repeated data and of excess parameters (> 0).
+    U : array_like, optional
+        Unique tokens; None means every token is unique (``U = D``).
+
+    Returns
+    -------
+    array_like
+        ``log L``.
+
+    References
+    ----------
+    Muennighoff, N. et al. (2023). Scaling Data-Constrained Language Models. arXiv:2305.16264,
+    Eq. (5) and Appendix A; ``U_N`` as in huggingface/datablations ``utils/parametric_fit.ipynb``.
+    Published fit: A = 520.4, B = 1488.6, E = 1.869, alpha = beta = 0.3527, R_D* = 15.39,
+    R_N* = 5.31.
+
+    Examples
+    --------
+    >>> p = dict(E=1.869, log_A=np.log(520.4), log_B=np.log(1488.6), alpha=0.3527,
+    ...          beta=0.3527, R_D_star=15.39, R_N_star=5.31)
+    >>> one = float(np.exp(data_constrained_log(8.7e9, 1.78e11, U=1.78e11, **p)))
+    >>> four = float(np.exp(data_constrained_log(8.7e9, 1.78e11, U=1.78e11 / 4, **p)))
+    >>> round(one, 3), round(four - one, 3)  # 4 epochs of a quarter of the data cost little
+    (2.192, 0.015)
+    """
+    xp = _xp(N, D, U, E, log_A, log_B, alpha, beta, R_D_star, R_N_star)
+    log_n, log_d = xp.log(N), xp.log(D)
+    log_u = log_d if U is None else xp.log(U)
+    log_u = xp.minimum(log_u, log_d)  # U > D means no repetition: the law's U_D is D
+    r_d = xp.expm1(log_d - log_u)  # >= 0
+    log_dp = log_u + xp.log1p(-R_D_star * xp.expm1(-r_d / R_D_star))
+    log_g = (xp.log(alpha) + log_A - xp.log(beta) - log_B) / (alpha + beta)
+    log_n_opt = log_g + beta / alpha * (log_u + log_g)
+    log_un = xp.minimum(log_n, log_n_opt)
+    r_n = xp.expm1(log_n - log_un)  # >= 0
+    log_np = log_un + xp.log1p(-R_N_star * xp.expm1(-r_n / R_N_star))
+    return _logsumexp3(xp, xp.log(E), log_A - alpha * log_np, log_B - beta * log_dp)
+
+
+# --------------------------------------------------------------------------------------------
+# Candidate forms for the law ensemble: interaction (power sum), shifted (Zhai et al. 2022)
+# --------------------------------------------------------------------------------------------
+
+
+def interaction_log(N, D, *, E, log_A, log_B, alpha, beta, gamma):
+    r"""Log of the Chinchilla law with an interaction exponent ``gamma``.
+
+    .. math:: L = E + \left[(A N^{-\alpha})^{1/\gamma} + (B D^{-\beta})^{1/\gamma}\right]^{\gamma}
+
+    The two reducible terms are combined by a power sum instead of a plain sum. The one-variable
+    limits are Chinchilla's (``D -> inf`` gives ``E + A/N^alpha``, ``N -> inf`` gives
+    ``E + B/D^beta``), so ``A, alpha, B, beta`` keep their meaning; ``gamma`` only changes how the
+    terms add where both matter, i.e. how the loss depends on the ratio ``D/N`` at fixed compute.
+    ``gamma = 1`` is Chinchilla (Hoffmann et al. 2022, Eq. 2) and ``gamma = beta`` is Kaplan's
+    joint form with a floor (Kaplan et al. 2020, Eq. 1.5, plus ``L_inf = E`` as in Henighan et al.
+    2020), with ``N_c = A^(1/alpha)``, ``D_c = B^(1/beta)``, ``alpha_N = alpha``,
+    ``alpha_D = beta``. ``gamma < 1`` makes the combination closer to ``max`` of the terms
+    (the loss is set by the scarcer resource), ``gamma > 1`` makes it super-additive.
+
+    Parameters
+    ----------
+    N, D : array_like or pytensor variable
+        Parameters and training tokens.
+    E : array_like
+        Irreducible loss (> 0).
+    log_A, log_B : array_like
+        Natural logs of the amplitudes.
+    alpha, beta : array_like
+        Exponents of the one-variable limits.
+    gamma : array_like
+        Interaction exponent (> 0).
+
+    Returns
+    -------
+    array_like
+        ``log L``.
+
+    References
+    ----------
+    Hoffmann et al. (2022), Eq. (2) (``gamma = 1``); Kaplan et al. (2020), Eq. (1.5)
+    (``gamma = alpha_D``); Henighan, T. et al. (2020), Scaling Laws for Autoregressive
+    Generative Modeling, arXiv:2010.14701 (the floor). The power-sum interpolation between the
+    two is this package's.
+
+    Examples
+    --------
+    >>> p = dict(E=1.69, log_A=np.log(406.4), log_B=np.log(410.7), alpha=0.34, beta=0.28)
+    >>> bool(np.isclose(interaction_log(7e10, 1.4e12, gamma=1.0, **p), chinchilla_log(7e10,
+    ...      1.4e12, **p)))
+    True
+    """
+    xp = _xp(N, D, E, log_A, log_B, alpha, beta, gamma)
+    log_u = log_A - alpha * xp.log(N)
+    log_v = log_B - beta * xp.log(D)
+    return xp.logaddexp(xp.log(E), gamma * xp.logaddexp(log_u / gamma, log_v / gamma))
+
+
+def _interaction_affine(p):
+    """Closed-form optimum of :func:`interaction_log`: ``log N* = g + a log(C/6)``.
+
+    Minimising ``L`` along ``C = 6ND`` minimises the power sum, a Chinchilla problem with
+    amplitudes ``A^(1/gamma)``, ``B^(1/gamma)`` and exponents ``alpha/gamma``, ``beta/gamma``:
+    ``g = (gamma log(alpha/beta) + log A - log B) / (alpha + beta)``, ``a = beta/(alpha+beta)``.
+    """
+    alpha, beta, gamma = p["alpha"], p["beta"], p["gamma"]
+    s = alpha + beta
+    return (gamma * (np.log(alpha) - np.log(beta)) + p["log_A"] - p["log_B"]) / s, beta / s
+
+
+def shifted_log(N, D, *, E, log_A, log_B, alpha, beta, N_0, D_0):
+    r"""Log of the shifted (saturating) power law of Zhai et al. (2022), adapted to ``(N, D)``.
+
+    .. math:: L = E + A (N + N_0)^{-\alpha} + B (D + D_0)^{-\beta}
+
+    Zhai et al. fit ``E = a (C + d)^{-b} + c`` to vision transformers: the shift ``d`` bends the
+    curve at small scale, where a pure power law would predict a loss that keeps rising, and
+    ``c`` is the floor at large scale. Here each resource gets its shift: far above ``N_0`` and
+    ``D_0`` the law is Chinchilla's, below them its terms saturate at ``A N_0^-alpha`` and
+    ``B D_0^-beta``. The shifts let the smallest runs sit off the power law without bending the
+    exponents that govern the extrapolation.
+
+    Parameters
+    ----------
+    N, D : array_like or pytensor variable
+        Parameters and training tokens.
+    E : array_like
+        Irreducible loss (> 0).
+    log_A, log_B : array_like
+        Natural logs of the amplitudes.
+    alpha, beta : array_like
+        Exponents (large-scale slopes).
+    N_0, D_0 : array_like
+        Shifts (> 0), in parameters and tokens.
+
+    Returns
+    -------
+    array_like
+        ``log L``.
+
+    References
+    ----------
+    Zhai, X., Kolesnikov, A., Houlsby, N. & Beyer, L. (2022). Scaling Vision Transformers.
+    CVPR 2022, arXiv:2106.04560, Sec. 3.1 (the saturating form ``a (x + d)^-b + c``).
+
+    Examples
+    --------
+    >>> p = dict(E=1.69, log_A=np.log(406.4), log_B=np.log(410.7), alpha=0.34, beta=0.28)
+    >>> round(float(np.exp(shifted_log(7e10, 1.4e12, N_0=1e-9, D_0=1e-9, **p))), 3)
+    1.937
+    """
+    xp = _xp(N, D, E, log_A, log_B, alpha, beta, N_0, D_0)
+    return _logsumexp3(
+        xp,
+        xp.log(E),
+        log_A - alpha * xp.logaddexp(xp.log(N), xp.log(N_0)),
+        log_B - beta * xp.logaddexp(xp.log(D), xp.log(D_0)),
+    )
+
+
+def _chinchilla_affine(p):
+    """Closed-form optimum of the Chinchilla law (see :func:`chinchilla_optimal_log`)."""
+    alpha, beta = p["alpha"], p["beta"]
+    s = alpha + beta
+    return (np.log(alpha) + p["log_A"] - np.log(beta) - p["log_B"]) / s, beta / s
+
+
+def _kaplan_affine(p):
+    """Closed-form optimum of the Kaplan joint law (see :func:`kaplan_optimal_log`)."""
+    r = p["alpha_N"] / p["alpha_D"]
+    return (np.log(r) + r * p["log_N_c"] - p["log_D_c"]) / (1.0 + r), 1.0 / (1.0 + r)
+
+
+def _a_beta(p):
+    """``a = beta / (alpha + beta)``: slope of ``log N*`` in ``log C`` (Chinchilla-type laws)."""
+    alpha, beta = np.asarray(p["alpha"], float), np.asarray(p["beta"], float)
+    return beta / (alpha + beta)
+
+
+def _a_kaplan(p):
+    """``a = alpha_D / (alpha_N + alpha_D)`` of the Kaplan joint law."""
+    an, ad = np.asarray(p["alpha_N"], float), np.asarray(p["alpha_D"], float)
+    return ad / (an + ad)
+
+
+# --------------------------------------------------------------------------------------------
 # Law specs: parameter names, how amplitudes relate to the pivot, and the closed-form optimum
 # --------------------------------------------------------------------------------------------
 
@@ -429,7 +652,9 @@ class Law:
     params : tuple of str
         Natural parameter names, in the papers' spelling.
     variables : tuple of str
-        Inputs the law depends on (``("N", "D")``, ``("N",)`` or ``("D",)``).
+        Inputs the law depends on (``("N", "D")``, ``("N",)`` or ``("D",)``), then any extra
+        run-table columns it reads (``("N", "D", "U")`` for the data-constrained law; see
+        :attr:`extra_variables`).
     amplitudes : tuple of Amplitude
         Amplitude parameters, sampled through their log term at the runs' geometric mean (pivot).
     optional : tuple of str
@@ -438,6 +663,13 @@ class Law:
         The law in words, for reports.
     reference : str
         The paper it follows.
+    affine : callable, optional
+        Closed-form optimum: maps log-amplitude parameters to ``(g, a)`` with
+        ``log N* = g + a log(C/6)`` under ``C = 6 N D``. None: no closed form; the optimum is found
+        numerically (:func:`bayescale.allocation.numeric_optimum`).
+    exponent_a : callable, optional
+        Maps parameters to the exponent ``a`` of ``N* ~ C^a`` (exact for closed forms, the
+        large-budget limit otherwise). None: not available.
     """
 
     name: str
@@ -447,6 +679,8 @@ class Law:
     formula: str
     reference: str
     optional: tuple[str, ...] = field(default=())
+    affine: Callable | None = field(default=None, repr=False, compare=False)
+    exponent_a: Callable | None = field(default=None, repr=False, compare=False)
 
     def param_names(self, *, with_optional=False) -> tuple[str, ...]:
         """Parameter names, with or without the optional ones."""
@@ -455,9 +689,14 @@ class Law:
     @property
     def has_optimum(self) -> bool:
         """Whether the law has a compute-optimal allocation (it depends on both N and D)."""
-        return self.variables == ("N", "D")
+        return self.variables[:2] == ("N", "D")
 
-    def log_loss(self, N, D, params: Mapping):
+    @property
+    def extra_variables(self) -> tuple[str, ...]:
+        """Run-table columns the law reads besides ``N`` and ``D`` (``("U",)`` or ``()``)."""
+        return tuple(v for v in self.variables if v not in ("N", "D"))
+
+    def log_loss(self, N, D, params: Mapping, **data):
         """Log loss at ``(N, D)`` for a mapping of parameters (natural or ``log_`` amplitudes).
 
         Amplitudes are read from ``log_<name>`` when present, else from ``<name>``.
@@ -468,13 +707,17 @@ class Law:
             Inputs (``D`` is ignored by ``kaplan_n``, ``N`` by ``kaplan_d``).
         params : Mapping
             Parameter values; arrays broadcast against ``N`` and ``D``.
+        **data : array_like
+            Extra inputs named in :attr:`extra_variables` (``U=`` unique tokens); a missing or
+            None one takes the law's default (``U = D``: no repeated data). Others are ignored.
 
         Returns
         -------
         array_like
             ``log L``.
         """
-        xp = _xp(N, D, *params.values())
+        extra = {k: data[k] for k in self.extra_variables if data.get(k) is not None}
+        xp = _xp(N, D, *params.values(), *extra.values())
         p = {}
         for k in self.params + self.optional:
             if k in params:
@@ -485,15 +728,73 @@ class Law:
             p.pop(amp.name, None)
         if self.optional:
             p.setdefault("L_inf", 0.0)
-        return _LOG_FUNCS[self.name](N, D, **p)
+        return _LOG_FUNCS[self.name](N, D, **p, **extra)
 
-    def loss(self, N, D, params: Mapping):
+    def loss(self, N, D, params: Mapping, **data):
         """Loss at ``(N, D)``; see :meth:`log_loss`."""
-        xp = _xp(N, D, *params.values())
-        return xp.exp(self.log_loss(N, D, params))
+        xp = _xp(N, D, *params.values(), *(v for v in data.values() if v is not None))
+        return xp.exp(self.log_loss(N, D, params, **data))
+
+    def numeric_log_n(self, params: Mapping, log_c6, *, grid: int = OPTIMUM_GRID, steps=90):
+        """``log N*`` minimising the loss along ``C = 6 N D``, numerically (numpy).
+
+        The loss along an iso-FLOP line is unimodal in ``log N`` for the Chinchilla and Kaplan
+        laws (a monotone function of a sum of exponentials) but need not be for others (the
+        saturating terms of the shifted law can make two local minima), so a grid of ``grid``
+        points on ``1 <= N <= C/6`` first brackets the global minimum to two grid steps, and
+        ``steps`` golden-section steps shrink that bracket to the flatness limit of the loss
+        (about ``1e-7`` relative in ``N*`` after 90).
+
+        Parameters
+        ----------
+        params : Mapping
+            Parameters with ``log_`` amplitudes, arrays broadcasting against ``log_c6``.
+        log_c6 : array_like
+            ``log(C / 6)`` per budget.
+        grid, steps : int
+            Bracketing grid size and golden-section steps.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``log N*``, broadcast over ``params`` and ``log_c6``.
+        """
+        shape = np.broadcast_shapes(np.shape(log_c6), *(np.shape(v) for v in params.values()))
+        log_c6 = np.broadcast_to(np.asarray(log_c6, dtype=float), shape)
+
+        def f(x):
+            return self.log_loss(np.exp(x), np.exp(log_c6 - x), params)
+
+        step = log_c6 / (grid - 1)
+        xs = step[..., None] * np.arange(grid)
+        col = {k: np.asarray(v)[..., None] for k, v in params.items()}
+        fs = self.log_loss(np.exp(xs), np.exp(log_c6[..., None] - xs), col)
+        i = np.argmin(np.broadcast_to(fs, xs.shape), axis=-1)
+        lo = np.maximum(i - 1, 0) * step
+        hi = np.minimum(i + 1, grid - 1) * step
+        x1 = hi - _GOLDEN * (hi - lo)
+        x2 = lo + _GOLDEN * (hi - lo)
+        f1, f2 = f(x1), f(x2)
+        for _ in range(steps):
+            left = f1 < f2  # minimum in [lo, x2]
+            hi = np.where(left, x2, hi)
+            lo = np.where(left, lo, x1)
+            x_keep = np.where(left, x1, x2)
+            f_keep = np.where(left, f1, f2)
+            x_new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
+            f_new = f(x_new)
+            x1, f1 = np.where(left, x_new, x_keep), np.where(left, f_new, f_keep)
+            x2, f2 = np.where(left, x_keep, x_new), np.where(left, f_keep, f_new)
+        return 0.5 * (lo + hi)
 
     def optimal(self, C, params: Mapping):
-        """Closed-form compute-optimal ``(N*, D*)`` at budgets ``C`` (numpy).
+        """Compute-optimal ``(N*, D*)`` at budgets ``C`` (numpy): closed form when the law has
+        one (:attr:`affine`), else :meth:`numeric_log_n`.
+
+        For the data-constrained law this is the optimum with unique data to spare (every
+        token seen once): its Chinchilla part's optimum, where ``N* = N_opt(D*)`` so no
+        parameter is in excess (Muennighoff et al. 2023, Sec. 5). With a unique-token budget,
+        see :func:`bayescale.repetition.best_epochs`.
 
         Raises
         ------
@@ -507,15 +808,21 @@ class Law:
             key = "log_" + amp.name
             p[key] = np.asarray(params[key]) if key in params else np.log(params[amp.name])
         log_c = np.log(C)
-        if self.name == "chinchilla":
+        if self.name == "data_constrained":
             return chinchilla_optimal_log(
                 log_c, log_A=p["log_A"], log_B=p["log_B"], alpha=params["alpha"],
                 beta=params["beta"],
             )
-        return kaplan_optimal_log(
-            log_c, log_N_c=p["log_N_c"], log_D_c=p["log_D_c"], alpha_N=params["alpha_N"],
-            alpha_D=params["alpha_D"],
-        )
+        full = {**{k: np.asarray(v, float) for k, v in params.items()}, **p}
+        for amp in self.amplitudes:
+            full.pop(amp.name, None)
+        log_c6 = log_c - np.log(FLOPS_PER_PARAM_TOKEN)
+        if self.affine is not None:
+            g, a = self.affine(full)
+            log_n = g + a * log_c6
+        else:
+            log_n = self.numeric_log_n(full, log_c6)
+        return np.exp(log_n), np.exp(log_c6 - log_n)
 
 
 def _kaplan_n(N, D, **p):
@@ -531,6 +838,9 @@ _LOG_FUNCS = {
     "kaplan": kaplan_log,
     "kaplan_n": _kaplan_n,
     "kaplan_d": _kaplan_d,
+    "data_constrained": data_constrained_log,
+    "interaction": interaction_log,
+    "shifted": shifted_log,
 }
 
 LAWS: dict[str, Law] = {
@@ -541,6 +851,8 @@ LAWS: dict[str, Law] = {
         amplitudes=(Amplitude("A", "alpha", "N", "power"), Amplitude("B", "beta", "D", "power")),
         formula="L = E + A/N^alpha + B/D^beta",
         reference="Hoffmann et al. (2022), arXiv:2203.15556, Eq. (2)",
+        affine=_chinchilla_affine,
+        exponent_a=_a_beta,
     ),
     "kaplan": Law(
         name="kaplan",
@@ -553,6 +865,8 @@ LAWS: dict[str, Law] = {
         optional=("L_inf",),
         formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (+ L_inf)",
         reference="Kaplan et al. (2020), arXiv:2001.08361, Eq. (1.5)",
+        affine=_kaplan_affine,
+        exponent_a=_a_kaplan,
     ),
     "kaplan_n": Law(
         name="kaplan_n",
@@ -572,6 +886,42 @@ LAWS: dict[str, Law] = {
         formula="L = (D_c/D)^alpha_D (+ L_inf)",
         reference="Kaplan et al. (2020), arXiv:2001.08361, Eq. (1.2)",
     ),
+    "data_constrained": Law(
+        name="data_constrained",
+        params=("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"),
+        variables=("N", "D", "U"),
+        amplitudes=(Amplitude("A", "alpha", "N", "power"), Amplitude("B", "beta", "D", "power")),
+        formula=(
+            "L = E + A/N'^alpha + B/D'^beta, D' = U + U R_D*(1 - exp(-R_D/R_D*)), "
+            "N' = U_N + U_N R_N*(1 - exp(-R_N/R_N*))"
+        ),
+        reference="Muennighoff et al. (2023), arXiv:2305.16264, Eq. (5)",
+        # with unique data to spare the optimum is Chinchilla's: N* = N_opt(D*), nothing decays
+        affine=_chinchilla_affine,
+        exponent_a=_a_beta,
+    ),
+    "interaction": Law(
+        name="interaction",
+        params=("E", "A", "B", "alpha", "beta", "gamma"),
+        variables=("N", "D"),
+        amplitudes=(Amplitude("A", "alpha", "N", "power"), Amplitude("B", "beta", "D", "power")),
+        formula="L = E + [(A/N^alpha)^(1/gamma) + (B/D^beta)^(1/gamma)]^gamma",
+        reference=(
+            "Hoffmann et al. (2022) Eq. (2) at gamma = 1, Kaplan et al. (2020) Eq. (1.5) with a "
+            "floor at gamma = beta"
+        ),
+        affine=_interaction_affine,
+        exponent_a=_a_beta,
+    ),
+    "shifted": Law(
+        name="shifted",
+        params=("E", "A", "B", "alpha", "beta", "N_0", "D_0"),
+        variables=("N", "D"),
+        amplitudes=(Amplitude("A", "alpha", "N", "power"), Amplitude("B", "beta", "D", "power")),
+        formula="L = E + A/(N + N_0)^alpha + B/(D + D_0)^beta",
+        reference="Zhai et al. (2022), arXiv:2106.04560, Sec. 3.1, adapted to (N, D)",
+        exponent_a=_a_beta,
+    ),
 }
 
 
@@ -581,7 +931,7 @@ def get_law(name: str) -> Law:
     Parameters
     ----------
     name : str
-        One of ``chinchilla``, ``kaplan``, ``kaplan_n``, ``kaplan_d``.
+        One of ``chinchilla``, ``kaplan``, ``kaplan_n``, ``kaplan_d``, ``data_constrained``.
 
     Returns
     -------

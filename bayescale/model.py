@@ -31,7 +31,8 @@ def build_model(card: Card, runs, *, coords_run=None):
     card : Card
         Law, priors and likelihood.
     runs : Runs or Mapping
-        Anything with ``N``, ``D`` and ``loss`` arrays.
+        Anything with ``N``, ``D`` and ``loss`` arrays, and the law's extra variables
+        (``U`` for the data-constrained law), each a ``pm.Data`` of the same name.
     coords_run : array_like, optional
         Labels of the ``run`` dimension (defaults to ``0..n-1``).
 
@@ -59,6 +60,9 @@ def build_model(card: Card, runs, *, coords_run=None):
         n_data = pm.Data("N", N, dims="run")
         d_data = pm.Data("D", D, dims="run")
         y = pm.Data("log_loss_obs", np.log(loss), dims="run")
+        extra = {
+            v: pm.Data(v, _column(runs, v), dims="run") for v in law.extra_variables
+        }
         log_x0 = {"N": pt.mean(pt.log(n_data)), "D": pt.mean(pt.log(d_data))}
         values = {}
         amp_names = {a.name for a in law.amplitudes}
@@ -96,7 +100,7 @@ def build_model(card: Card, runs, *, coords_run=None):
                     log_amp = pt.log(prior.to_pymc(f"{amp.name}_direct"))
             values["log_" + amp.name] = pm.Deterministic("log_" + amp.name, log_amp)
             values[amp.name] = pm.Deterministic(amp.name, pt.exp(log_amp))
-        mu = law.log_loss(n_data, d_data, values)
+        mu = law.log_loss(n_data, d_data, values, **extra)
         sigma = card.noise_priors["sigma"].to_pymc("sigma")
         if card.family == "StudentT":
             nu = card.noise_priors["nu"].to_pymc("nu")
@@ -104,6 +108,15 @@ def build_model(card: Card, runs, *, coords_run=None):
         else:
             pm.Normal("log_loss", mu=mu, sigma=sigma, observed=y, dims="run")
     return model
+
+
+def _column(runs, name) -> np.ndarray:
+    from bayescale.errors import InputError
+
+    value = getattr(runs, name, None) if hasattr(runs, "frame") else runs.get(name)
+    if value is None:
+        raise InputError(f"the law needs column {name!r}, which the runs do not have")
+    return np.asarray(value, dtype=float)
 
 
 def posterior_var_names(card: Card) -> list[str]:

@@ -66,8 +66,42 @@ _REF_COLORS = ("#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
 # --------------------------------------------------------------------------------------------
 
 
+def _is_ensemble(fit) -> bool:
+    from bayescale.ensemble.members import is_ensemble
+
+    return is_ensemble(fit)
+
+
+def _law_of(fit):
+    """The fit's law: the card's, or a law ensemble's weighted mixture."""
+    if _is_ensemble(fit):
+        from bayescale.prediction import law_params
+
+        return law_params(fit)[0]
+    return card_of(fit).law_spec
+
+
+def _fit_label(fit) -> str:
+    """How titles name the fit: ``"chinchilla card"`` or ``"law ensemble"``."""
+    return "law ensemble" if _is_ensemble(fit) else f"{card_of(fit).name} card"
+
+
 def _law_draws(fit, *, max_draws: int = MAX_DRAWS) -> dict[str, np.ndarray]:
-    """Posterior draws of the law and noise parameters, evenly thinned to ``max_draws``."""
+    """Posterior draws of the law and noise parameters, evenly thinned to ``max_draws``.
+
+    For a law ensemble: the mixture's draws (:func:`bayescale.prediction.law_params`).
+    """
+    if _is_ensemble(fit):
+        from bayescale.prediction import law_params
+
+        _, out, noise = law_params(fit)
+        out = {**out, "sigma": noise["sigma"], **({"nu": noise["nu"]} if noise["nu"] is not None
+                                                  else {})}
+        n = len(out["sigma"])
+        if n > max_draws:
+            keep = np.linspace(0, n - 1, max_draws).round().astype(int)
+            out = {k: v[keep] for k, v in out.items()}
+        return out
     card = card_of(fit)
     post = fit["posterior"]
     names = [
@@ -267,14 +301,14 @@ def plot_frontier(fit, *, budgets=None, ci_probs=(0.5, 0.9), ci_kind: str = "eti
     --------
     >>> fig = plot_frontier(post)  # doctest: +SKIP
     """
-    card = _require_optimum(fit, "the compute-optimal frontier")
+    _require_optimum(fit, "the compute-optimal frontier")
     probs = _check_probs(ci_probs, ci_kind)
     runs = runs_of(fit)
     c_lo, c_hi = float(runs["C"].min()), float(runs["C"].max())
     grid = _check_budgets(
         budgets, default=np.logspace(np.log10(c_lo) - 1 / 3, np.log10(c_hi) + 2, 200)
     )
-    law = card.law_spec
+    law = _law_of(fit)
     p = _column(_law_draws(fit))
     n_opt, d_opt = law.optimal(grid[None, :], p)
     loss_opt = law.loss(n_opt, d_opt, p)
@@ -295,7 +329,7 @@ def plot_frontier(fit, *, budgets=None, ci_probs=(0.5, 0.9), ci_kind: str = "eti
     _plain_log_axis(ax.yaxis)
     ax.set_xlabel(COMPUTE_LABEL)
     ax.set_ylabel(LOSS_LABEL)
-    ax.set_title(f"Compute-optimal frontier ({card.name} card)")
+    ax.set_title(f"Compute-optimal frontier ({_fit_label(fit)})")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper right", fontsize="small")
     return fig
@@ -332,12 +366,12 @@ def plot_isoflop(fit, *, budgets=None, ci_prob: float = 0.9, ci_kind: str = "eti
     --------
     >>> fig = plot_isoflop(post, budgets=[1e18, 1e19])  # doctest: +SKIP
     """
-    card = _require_optimum(fit, "IsoFLOP profiles")
+    _require_optimum(fit, "IsoFLOP profiles")
     check_ci(ci_prob, ci_kind)
     runs = runs_of(fit)
     default, _ = _isoflop_budgets(runs["C"])
     budgets = _check_budgets(budgets, default=default)
-    law = card.law_spec
+    law = _law_of(fit)
     p = _column(_law_draws(fit))
     n_opt, d_opt = law.optimal(budgets[None, :], p)
     l_opt = law.loss(n_opt, d_opt, p)
@@ -376,7 +410,7 @@ def plot_isoflop(fit, *, budgets=None, ci_prob: float = 0.9, ci_kind: str = "eti
     ax.set_xscale("log")
     ax.set_xlabel(N_LABEL)
     ax.set_ylabel(LOSS_LABEL)
-    ax.set_title(f"IsoFLOP profiles ({card.name} card)")
+    ax.set_title(f"IsoFLOP profiles ({_fit_label(fit)})")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
@@ -423,7 +457,7 @@ def plot_allocation(
     c_lo, c_hi = float(runs["C"].min()), float(runs["C"].max())
     top = max(np.log10(c_hi) + 2, 26.0)
     grid = _check_budgets(budgets, default=np.logspace(np.log10(c_lo), top, 200))
-    law = card.law_spec
+    law = _law_of(fit)
     p = _column(_law_draws(fit))
     n_opt, d_opt = law.optimal(grid[None, :], p)
     panels = [("N*", N_LABEL, n_opt), ("D*", D_LABEL, d_opt)]
@@ -437,7 +471,7 @@ def plot_allocation(
         _fitted_span(ax, c_lo, c_hi)
         _bands(ax, grid, samples, probs=probs, ci_kind=ci_kind, color="C0")
         for k, ref in enumerate(refs):
-            rn, rd = law.optimal(grid, dict(ref.params))
+            rn, rd = card.law_spec.optimal(grid, dict(ref.params))  # the card's law
             ref_y = {"N*": rn, "D*": rd, "D*/N*": rd / rn}[sym]
             ax.plot(grid, ref_y, color=_REF_COLORS[k % 5], ls=_REF_STYLES[k % 5], lw=1.5,
                     label=_short_source(ref.source, 60))
@@ -452,7 +486,7 @@ def plot_allocation(
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)),
                fontsize="small")
-    fig.suptitle(f"Compute-optimal allocation ({card.name} card)")
+    fig.suptitle(f"Compute-optimal allocation ({_fit_label(fit)})")
     return fig
 
 
@@ -478,6 +512,10 @@ def plot_pairs(fit, *, var_names=None) -> Figure:
     --------
     >>> fig = plot_pairs(post, var_names=["E", "alpha", "beta"])  # doctest: +SKIP
     """
+    if _is_ensemble(fit):  # parameters differ between laws: the lead member's
+        from bayescale.ensemble.members import lead_member
+
+        fit = lead_member(fit)
     card = card_of(fit)
     names = list(card.free_params) if var_names is None else list(var_names)
     post = fit["posterior"]
@@ -571,9 +609,11 @@ def plot_residuals(fit, *, random_seed=0, ci_probs=(0.5, 0.9)) -> Figure:
     card = card_of(fit)
     probs = _check_probs(ci_probs, "eti")
     runs = runs_of(fit)
-    law = card.law_spec
+    law = _law_of(fit)
     prm = _law_draws(fit)
-    mu = law.log_loss(runs["N"].to_numpy()[None, :], runs["D"].to_numpy()[None, :], _column(prm))
+    extra = {v: runs[v].to_numpy()[None, :] for v in law.extra_variables if v in runs}
+    mu = law.log_loss(runs["N"].to_numpy()[None, :], runs["D"].to_numpy()[None, :], _column(prm),
+                      **extra)
     resid = np.log(runs["loss"].to_numpy()) - np.median(mu, axis=0)
     rng = np.random.default_rng(random_seed)
     noise = prm["sigma"] * draw_noise(rng, prm["sigma"].shape, family=card.family,
@@ -601,7 +641,7 @@ def plot_residuals(fit, *, random_seed=0, ci_probs=(0.5, 0.9)) -> Figure:
     ax.set_xlim(*x)
     ax.set_xlabel(COMPUTE_LABEL)
     ax.set_ylabel("Residual log loss (observed − law median)\n0.01 ≈ 1% of the loss")
-    ax.set_title(f"Residuals ({card.name} card)")
+    ax.set_title(f"Residuals ({_fit_label(fit)})")
     ax.grid(True, which="major", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize="small")

@@ -15,7 +15,7 @@ def card_of(fit) -> Card:
 
 
 def runs_of(fit):
-    """The fitted runs as a DataFrame with columns ``N, D, C, loss`` (and ``run`` if known)."""
+    """The fitted runs as a DataFrame with columns ``N, D, C, loss`` (``U``, ``run`` if known)."""
     import pandas as pd
 
     const = fit["constant_data"]
@@ -27,6 +27,8 @@ def runs_of(fit):
             "loss": np.exp(fit["observed_data"]["log_loss"].to_numpy()),
         }
     )
+    if "U" in const:
+        frame["U"] = const["U"].to_numpy()
     if "run_id" in const:
         frame["run"] = const["run_id"].to_numpy().astype(str)
     return frame

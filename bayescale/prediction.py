@@ -62,7 +62,13 @@ def law_params(fit) -> tuple[Law, dict[str, np.ndarray], dict]:
         ``(law, params, noise)``: the :class:`~bayescale.laws.Law`; a dict of 1-D draw arrays keyed
         as :meth:`Law.log_loss` reads them (``log_A`` rather than ``A`` for amplitudes, ``L_inf``
         when the card has one); and ``{"family", "sigma", "nu"}`` (``nu`` is None for Normal).
+        For a law ensemble (:mod:`bayescale.ensemble`) the law is the members' weighted mixture
+        (:class:`~bayescale.ensemble.mixture.MixtureLaw`) over the mixture's draws.
     """
+    from bayescale.ensemble.members import is_ensemble
+
+    if is_ensemble(fit):
+        return _mixture_law_params(fit)
     card = card_of(fit)
     law = card.law_spec
     post = fit["posterior"]
@@ -85,6 +91,21 @@ def law_params(fit) -> tuple[Law, dict[str, np.ndarray], dict]:
     return law, params, noise
 
 
+def _mixture_law_params(fit):
+    """``law_params`` of an ensemble: each member's draws thinned to its weight, combined."""
+    from bayescale.ensemble.members import member_draw_indices
+    from bayescale.ensemble.mixture import mixture_law_params
+
+    parts = []
+    for tree, idx in member_draw_indices(fit):
+        law, params, noise = law_params(tree)
+        params = {k: np.asarray(v)[idx] for k, v in params.items()}
+        noise = {**noise, "sigma": noise["sigma"][idx],
+                 "nu": None if noise["nu"] is None else noise["nu"][idx]}
+        parts.append((law, params, noise))
+    return mixture_law_params(parts)
+
+
 def _as_positive(name, value):
     try:
         a = np.asarray(value, dtype=float)
@@ -104,6 +125,8 @@ def _check_positive(name, a):
 
 def query_points(law: Law, *, N=None, D=None, C=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Broadcast a query to flat ``(N, D, C)`` arrays, completing the third from ``C = 6 N D``.
+
+    See :func:`query_points_extra` for laws with extra inputs (``U``).
 
     Two-variable laws need exactly two of ``N``, ``D``, ``C``. Single-variable laws need their
     variable (``N`` for ``kaplan_n``, ``D`` for ``kaplan_d``); the others are NaN unless given.
@@ -133,6 +156,46 @@ def query_points(law: Law, *, N=None, D=None, C=None) -> tuple[np.ndarray, np.nd
     >>> d.tolist()
     [10000000000.0, 5000000000.0]
     """
+    n, d, c, _ = query_points_extra(law, N=N, D=D, C=C)
+    return n, d, c
+
+
+def query_points_extra(law: Law, *, N=None, D=None, C=None, **extra):
+    """:func:`query_points` plus the law's extra inputs, broadcast and flattened with them.
+
+    Parameters
+    ----------
+    law : Law
+        The fitted law.
+    N, D, C : array_like, optional
+        As in :func:`query_points`.
+    **extra : array_like, optional
+        The law's extra inputs (``U=`` unique tokens for the data-constrained law); a missing one
+        takes the law's default (``U = D``, no repetition). Inputs the law does not use are an
+        error.
+
+    Returns
+    -------
+    tuple
+        ``(N, D, C, extra)`` with ``extra`` a dict of flat arrays (only the inputs given).
+
+    Raises
+    ------
+    InputError
+        As :func:`query_points`; also for ``U > D`` or an extra input the law does not read.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> n, d, c, x = query_points_extra(get_law("data_constrained"), N=1e9, D=[2e10, 4e10], U=1e10)
+    >>> x["U"].tolist(), (d / x["U"]).tolist()
+    ([10000000000.0, 10000000000.0], [2.0, 4.0])
+    """
+    extra = {k: v for k, v in extra.items() if v is not None}
+    unknown = sorted(set(extra) - set(law.extra_variables))
+    if unknown:
+        reads = ", ".join(law.variables)
+        raise InputError(f"law {law.name!r} does not use {', '.join(unknown)} (it reads {reads})")
     given = {k: v for k, v in {"N": N, "D": D, "C": C}.items() if v is not None}
     if law.has_optimum and len(given) != 2:
         raise InputError(
@@ -145,7 +208,7 @@ def query_points(law: Law, *, N=None, D=None, C=None) -> tuple[np.ndarray, np.nd
             raise InputError(f"law {law.name!r} needs {var} (or the other two of N, D, C)")
         if len(given) == 3:
             raise InputError("give at most two of N, D, C per query")
-    arrays = {k: _as_positive(k, v) for k, v in given.items()}
+    arrays = {k: _as_positive(k, v) for k, v in {**given, **extra}.items()}
     try:
         shaped = np.broadcast_arrays(*arrays.values())
     except ValueError:
@@ -165,7 +228,14 @@ def query_points(law: Law, *, N=None, D=None, C=None) -> tuple[np.ndarray, np.nd
         n = c / (FLOPS_PER_PARAM_TOKEN * d)
     elif "N" in flat and "D" in flat:
         c = FLOPS_PER_PARAM_TOKEN * n * d
-    return n, d, c
+    extras = {k: flat[k] for k in extra}
+    if "U" in extras:
+        bad = extras["U"] > d * (1 + 1e-9)
+        if bad.any():
+            idx = np.flatnonzero(bad)
+            shown = ", ".join(f"{i} (U {extras['U'][i]:g} > D {d[i]:g})" for i in idx[:5])
+            raise InputError(f"unique tokens U must be <= tokens D; bad at query {shown}")
+    return n, d, c, extras
 
 
 def _blocks(n_query: int, n_draws: int) -> list[slice]:
@@ -190,7 +260,7 @@ def run_blocks(work, n_query: int, n_draws: int) -> None:
             pass
 
 
-def loss_block(law: Law, params: dict, N, D) -> np.ndarray:
+def loss_block(law: Law, params: dict, N, D, **extra) -> np.ndarray:
     """Law loss per query and draw, shape ``(len(N), S)`` (queries on rows, draws contiguous).
 
     Parameters
@@ -201,6 +271,8 @@ def loss_block(law: Law, params: dict, N, D) -> np.ndarray:
         1-D draws of length ``S`` (see :func:`law_params`).
     N, D : numpy.ndarray
         1-D query inputs (NaN where the law ignores the variable).
+    **extra : numpy.ndarray
+        1-D extra inputs of the law (``U``), same length as ``N``.
 
     Returns
     -------
@@ -230,7 +302,8 @@ def loss_block(law: Law, params: dict, N, D) -> np.ndarray:
     elif law.name == "kaplan_d":
         n = np.ones_like(d)
     shape = (n.shape[0], next(iter(params.values())).size)
-    return np.exp(np.broadcast_to(law.log_loss(n, d, p), shape))
+    x = {k: np.asarray(v, dtype=float)[:, None] for k, v in extra.items() if v is not None}
+    return np.exp(np.broadcast_to(law.log_loss(n, d, p, **x), shape))
 
 
 def loss_draws(fit, N, D=None) -> np.ndarray:
@@ -293,11 +366,12 @@ def predict(
     N=None,
     D=None,
     C=None,
+    U=None,
     target_loss=None,
     ci_prob: float = 0.9,
     ci_kind: str = "eti",
     random_seed=0,
-    discrepancy=None,
+    discrepancy="auto",
 ) -> xr.Dataset:
     """Posterior of the law's loss and the posterior predictive of a new run at query points.
 
@@ -308,6 +382,9 @@ def predict(
     N, D, C : array_like, optional
         Any two of parameters, tokens and FLOPs (broadcast together); the third follows from
         ``C = 6 N D``. Single-variable laws need only their variable.
+    U : array_like, optional
+        Unique tokens, for laws that read them (the data-constrained law): the run repeats its
+        ``U`` unique tokens for ``D / U`` epochs. Default: every token unique (``U = D``).
     target_loss : float, optional
         Adds ``p_below_target`` (probability that a new run's loss is below it, exact over the
         noise) and ``p_law_below_target`` (probability that the law's loss is below it).
@@ -325,7 +402,8 @@ def predict(
         ``sqrt(sigma**2 + (tau * Delta)**2)`` with ``Delta = max(0, extrapolation_C)``, in ``pi``
         and ``p_below_target`` (a Student-t card keeps its family and ``nu``; only the scale
         grows). ``ci`` is unchanged: it is the law's uncertainty under the law. None or 0: no
-        discrepancy.
+        discrepancy. ``"auto"`` (default): the fit's own calibrated ``tau`` (a law ensemble
+        learns one on rolling splits of its runs), none for a single card.
 
     Returns
     -------
@@ -334,9 +412,12 @@ def predict(
         ``median`` and ``mean`` (of the law's loss over draws), ``ci`` (credible interval of the
         law's loss), ``pi`` (predictive interval of one new run), ``extrapolation_N``,
         ``extrapolation_D``, ``extrapolation_C`` (decades outside the fitted runs) and, with a
-        target, ``p_below_target`` and ``p_law_below_target``. Attrs ``ci_prob``, ``ci_kind``,
-        ``card``, ``law``, ``n_draws``, ``random_seed``, ``target_loss`` (when given) and
-        ``discrepancy_tau`` (when a discrepancy is given).
+        target, ``p_below_target`` and ``p_law_below_target``; ``validated`` (whether
+        ``extrapolation_C`` is within the distance the fit's rolling backtests validated). Attrs
+        ``ci_prob``, ``ci_kind``, ``card`` (``"ensemble"`` for a law ensemble), ``law``,
+        ``n_draws``, ``random_seed``, ``validated_decades`` (0 for a single card: no rolling
+        backtest validated any extrapolation), ``target_loss`` (when given) and
+        ``discrepancy_tau`` (when a discrepancy is used).
 
     Raises
     ------
@@ -354,6 +435,13 @@ def predict(
     >>> float(ds["median"][0]), ds["ci"].sel(ci_bound="upper").item()  # doctest: +SKIP
     (1.97, 1.99)
     """
+    if "bayescale_families" in fit.attrs:  # a pooled fit: one answer per family (dim family)
+        from bayescale.families.views import predict as predict_families
+
+        return predict_families(
+            fit, N=N, D=D, C=C, U=U, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind,
+            random_seed=random_seed, discrepancy=discrepancy,
+        )
     check_ci(ci_prob, ci_kind)
     if target_loss is not None:
         try:
@@ -362,10 +450,12 @@ def predict(
             raise InputError(f"target_loss must be a number, got {target_loss!r}") from None
         if not (np.isfinite(target_loss) and target_loss > 0):
             raise InputError(f"target_loss must be finite and > 0, got {target_loss!r}")
-    tau = as_tau(discrepancy)
+    from bayescale.ensemble.members import is_ensemble, validated_decades
+
+    tau = as_tau(discrepancy, fit)
     card = card_of(fit)
     law, params, noise = law_params(fit)
-    n, d, c = query_points(law, N=N, D=D, C=C)
+    n, d, c, extra = query_points_extra(law, N=N, D=D, C=C, U=U)
     q = n.size
     s = noise["sigma"].size
     runs = fit["constant_data"]
@@ -387,7 +477,9 @@ def predict(
     # smoothly along a query grid, and no (query x draw) random numbers are needed.
     rng = np.random.default_rng(random_seed)
     eps = draw_noise(rng, (s,), family=noise["family"], nu=noise["nu"])
-    noise_factor = np.exp(noise["sigma"] * eps)[None, :]
+    # Student-t draws with nu near or below 1 (fits of heavy-tailed runs) can exceed the float
+    # range once exponentiated: clip at e^700, far outside any interval reported.
+    noise_factor = np.exp(np.minimum(noise["sigma"] * eps, 700.0))[None, :]
     sigma = noise["sigma"][None, :]
 
     median = np.empty(q)
@@ -397,14 +489,16 @@ def predict(
     p_run = np.empty(q) if target_loss is not None else None
     p_law = np.empty(q) if target_loss is not None else None
     def work(blk):
-        loss = loss_block(law, params, n[blk], d[blk])
+        loss = loss_block(law, params, n[blk], d[blk], **{k: v[blk] for k, v in extra.items()})
         mean[blk] = loss.mean(axis=1)
         scale = sigma if delta is None else inflated_scale(sigma, tau, delta[blk, None])
         if target_loss is not None:
             p_law[blk] = (loss < target_loss).mean(axis=1)
             z = (np.log(target_loss) - np.log(loss)) / scale
             p_run[blk] = _noise_cdf(z, noise).mean(axis=1)
-        new_run = loss * (noise_factor if delta is None else np.exp(scale * eps[None, :]))
+        new_run = loss * (
+            noise_factor if delta is None else np.exp(np.minimum(scale * eps[None, :], 700.0))
+        )
         # Both arrays are block temporaries: select their order statistics in place.
         pi[blk] = median_interval(
             new_run, ci_prob=ci_prob, ci_kind=ci_kind, axis=-1, overwrite_input=True
@@ -419,6 +513,7 @@ def predict(
         "N": ("query", n),
         "D": ("query", d),
         "C": ("query", c),
+        **{k: ("query", v) for k, v in extra.items()},
         "median": ("query", median),
         "mean": ("query", mean),
         "ci": (("query", "ci_bound"), ci),
@@ -429,17 +524,22 @@ def predict(
         data["p_law_below_target"] = ("query", p_law)
     for var in ("N", "D", "C"):
         data[f"extrapolation_{var}"] = ("query", extrapolation[var])
+    validated = validated_decades(fit)
+    with np.errstate(invalid="ignore"):
+        data["validated"] = ("query", np.nan_to_num(extrapolation["C"], nan=np.inf)
+                             <= validated + 1e-9)
     attrs = {
         "ci_prob": float(ci_prob),
         "ci_kind": ci_kind,
-        "card": card.name,
+        "validated_decades": float(validated),
+        "card": "ensemble" if is_ensemble(fit) else card.name,
         "law": law.name,
         "n_draws": int(s),
         "random_seed": random_seed if isinstance(random_seed, int) else str(random_seed),
     }
     if target_loss is not None:
         attrs["target_loss"] = target_loss
-    if discrepancy is not None:
+    if tau > 0 or (discrepancy is not None and not isinstance(discrepancy, str)):
         attrs["discrepancy_tau"] = tau
     return xr.Dataset(
         data, coords={"query": np.arange(q), "ci_bound": list(CI_BOUNDS)}, attrs=attrs
@@ -459,7 +559,8 @@ def prediction_table(ds: xr.Dataset):
     pandas.DataFrame
         Columns ``N, D, C, median, mean, ci_lower, ci_upper, pi_lower, pi_upper``, then
         ``p_below_target`` and ``p_law_below_target`` when a target was given, then
-        ``extrapolation_N, extrapolation_D, extrapolation_C``. ``df.attrs`` carries the
+        ``extrapolation_N, extrapolation_D, extrapolation_C`` and ``validated`` (within the
+        extrapolation distance the fit's rolling backtests validated). ``df.attrs`` carries the
         Dataset's attrs (``ci_prob``, ``ci_kind``, ``card``, ...).
 
     Examples
@@ -478,6 +579,8 @@ def prediction_table(ds: xr.Dataset):
             cols[k] = ds[k].to_numpy()
     for var in ("N", "D", "C"):
         cols[f"extrapolation_{var}"] = ds[f"extrapolation_{var}"].to_numpy()
+    if "validated" in ds:
+        cols["validated"] = ds["validated"].to_numpy()
     frame = pd.DataFrame(cols, index=pd.RangeIndex(ds.sizes["query"], name="query"))
     frame.attrs = dict(ds.attrs)
     return frame

@@ -72,6 +72,12 @@ _CAPTIONS = {
         "Calibration of predictive intervals on held-out runs: observed coverage against the "
         "nominal probability; well-calibrated intervals lie on the diagonal."
     ),
+    "plan": (
+        "What to run next: candidate runs on IsoFLOP lines up to the budget for new runs, "
+        "coloured by how much each would narrow the target's interval if trained first "
+        "(preposterior analysis); rings mark the chosen plan in order, crosses the naive plan of "
+        "equal cost (the next budget of the current ladder on its N grid)."
+    ),
 }
 
 
@@ -199,6 +205,25 @@ def _param_rows(fit, *, ci_prob, ci_kind) -> list[dict]:
     ]
 
 
+def _ensemble_doc(fit) -> dict:
+    """Weights (stacking on rolling forecasts, and PSIS-LOO for contrast) in plain words."""
+    from bayescale.ensemble.members import ensemble_info, members
+    from bayescale.ensemble.reading import loo_weights, weights_reading
+
+    info = ensemble_info(fit)
+    loo = loo_weights(fit)
+    return {
+        "weights": info["weights"],
+        "loo_weights": loo,
+        "tau": info["tau"],
+        "validated_decades": info["validated_decades"],
+        "card_forecast_lpd": info["card_forecast_lpd"],
+        "splits": info["splits"],
+        "members": [name for name, _, _ in members(fit)],
+        "reading": weights_reading(info, loo),
+    }
+
+
 def _prediction_rows(fit, queries, *, target_loss, ci_prob, ci_kind, random_seed) -> list[dict]:
     from bayescale.prediction import predict, prediction_table
 
@@ -241,7 +266,9 @@ def _target_rows(fit, target_loss, *, ci_prob, ci_kind) -> list[dict]:
             rows.append({"prob": prob, "C": None, "N": None, "D": None, "note": str(err)})
             continue
         rows.append({"prob": prob, "C": r["C"], "N": r["N"], "D": r["D"],
-                     "p_at_C": r["p_at_C"], "note": ""})
+                     "p_at_C": r["p_at_C"], "already_reached": r.get("already_reached", False),
+                     "beyond_search": r.get("beyond_search", False),
+                     "reached_by": r.get("reached_by"), "note": r.get("statement") or ""})
     return rows
 
 
@@ -300,6 +327,8 @@ def _comparison_doc(comparison) -> dict | None:
         "verdict": getattr(comparison, "verdict", None),
         "loo": _frame_records(getattr(comparison, "loo", None)),
         "backtests": _frame_records(getattr(comparison, "backtests", None)),
+        "weights": _frame_records(getattr(comparison, "weights", None)),
+        "reading": getattr(comparison, "reading", ""),
     }
 
 
@@ -334,10 +363,41 @@ def _interval_head(doc) -> str:
     return f"{round(doc['ci_prob'] * 100, 6):g}% {doc['ci_kind'].upper()}"
 
 
+def _validation_note(validated) -> str:
+    """Plain words on the extrapolation distance the rolling backtests validated."""
+    if validated is None or validated <= 0:
+        return ("UNVALIDATED marks a query beyond the fitted runs: no rolling backtest of this "
+                "fit checked any extrapolation (a single card; fit without --law for the "
+                "validated law ensemble).")
+    return (f"UNVALIDATED marks a query more than {validated:.2g} decades of compute beyond the "
+            "fitted runs, further than the rolling backtests of these runs reached: its "
+            "interval assumes the laws and the discrepancy hold that far.")
+
+
+def _ensemble_table(doc) -> dict | None:
+    ens = doc.get("ensemble")
+    if not ens:
+        return None
+    loo = ens.get("loo_weights") or {}
+    rows = [[name, _cell(w), _cell(loo.get(name)), _cell(ens["card_forecast_lpd"].get(name))]
+            for name, w in ens["weights"].items()]
+    return {
+        "id": "ensemble",
+        "title": "Law ensemble: stacking weights",
+        "columns": ["card", "stacking weight (rolling forecasts)", "PSIS-LOO stacking weight",
+                    "mean forecast log score"],
+        "rows": rows,
+        "note": ens["reading"],
+    }
+
+
 def _tables(doc) -> list[dict]:
     """``[{"id", "title", "columns", "rows", "note"}]`` with cells as display strings."""
     iv = _interval_head(doc)
     tables = []
+    ens_table = _ensemble_table(doc)
+    if ens_table is not None:
+        tables.append(ens_table)
     tables.append(
         {
             "id": "params",
@@ -361,15 +421,19 @@ def _tables(doc) -> list[dict]:
         if has_t:
             cols.append(f"P(loss < {format_number(doc['target_loss'])})")
             keys.append("p_below_target")
+        validated = doc.get("validated_decades")
         tables.append(
             {
                 "id": "predictions",
                 "title": "Predicted loss",
-                "columns": cols,
-                "rows": [[_cell(r.get(k)) for k in keys] for r in doc["predictions"]],
+                "columns": cols + ["validated"],
+                "rows": [[_cell(r.get(k)) for k in keys]
+                         + ["yes" if r.get("validated", True) else "UNVALIDATED"]
+                         for r in doc["predictions"]],
                 "note": (
                     "Credible interval: uncertainty of the law's loss; predictive interval: "
-                    "what one new training run will show (law plus run-to-run noise)."
+                    "what one new training run will show (law plus run-to-run noise). "
+                    + _validation_note(validated)
                 ),
             }
         )
@@ -440,7 +504,8 @@ def _tables(doc) -> list[dict]:
     cmp = doc.get("comparison")
     if cmp:
         for key, title in (("loo", "Model comparison: PSIS-LOO"),
-                           ("backtests", "Model comparison: extrapolation backtests")):
+                           ("backtests", "Model comparison: extrapolation backtests"),
+                           ("weights", "Model comparison: stacking weights, forecasts vs LOO")):
             recs = cmp.get(key) or []
             if recs:
                 cols = list(recs[0])
@@ -450,7 +515,7 @@ def _tables(doc) -> list[dict]:
                         "title": title,
                         "columns": cols,
                         "rows": [[_cell(r.get(c)) for c in cols] for r in recs],
-                        "note": "",
+                        "note": cmp.get("reading", "") if key == "weights" else "",
                     }
                 )
     bt = doc.get("backtest")
@@ -472,6 +537,14 @@ def _tables(doc) -> list[dict]:
                 "note": "",
             }
         )
+    if doc.get("plan") or doc.get("inference"):
+        from bayescale.planning.summary import report_tables
+
+        tables += report_tables(doc, cell=_cell)
+    if doc.get("families"):
+        from bayescale.families.report import report_tables as families_tables
+
+        tables += families_tables(doc, cell=_cell)
     return tables
 
 
@@ -646,6 +719,8 @@ def write_report(
     ci_prob: float = 0.9,
     ci_kind: str = "eti",
     random_seed=0,
+    plan_budget=None,
+    inference_tokens=None,
 ) -> dict:
     """Write ``report.html``, ``report.md``, ``report.json`` and the figures of a fit.
 
@@ -677,6 +752,13 @@ def write_report(
         Interval kind.
     random_seed : int, default 0
         Seed of the predictive draws and of the residual plot's noise band.
+    plan_budget : float, optional
+        Adds "What to run next": the plan of new runs worth this many FLOPs that most narrows
+        the interval of the law's loss at the first query (:func:`bayescale.planning.plan`),
+        with its figure.
+    inference_tokens : float, optional
+        Adds the inference-aware optimum (training plus serving this many tokens) next to the
+        training-only one at each budget (Sardana et al. 2024).
 
     Returns
     -------
@@ -697,16 +779,29 @@ def write_report(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out_dir {out_dir} exists and is not a folder")
+    if "bayescale_families" in fit.attrs:  # a pooled fit: per-family answers and contrasts
+        from bayescale.families.report import write_families_report
+
+        return write_families_report(fit, out_dir, budgets=budgets, ci_prob=ci_prob,
+                                     ci_kind=ci_kind, random_seed=random_seed)
+    from bayescale.ensemble.members import is_ensemble, validated_decades
+    from bayescale.prediction import law_params
+
     card = card_of(fit)
-    law = card.law_spec
+    law = law_params(fit)[0] if is_ensemble(fit) else card.law_spec
     runs = runs_of(fit)
     budgets = _check_budgets(budgets)
     q = _check_queries(queries, law=law, runs=runs)
     prov = provenance(fit)
     doc = {
-        "title": f"bayescale report: {card.name} card on {len(runs)} runs",
-        "card": {"name": card.name, "law": card.law, "formula": law.formula,
-                 "family": card.family, "reference": law.reference},
+        "title": (f"bayescale report: law ensemble on {len(runs)} runs" if is_ensemble(fit)
+                  else f"bayescale report: {card.name} card on {len(runs)} runs"),
+        "card": ({"name": "ensemble", "law": "mixture", "formula": law.formula,
+                  "family": card.family, "reference": law.reference} if is_ensemble(fit) else
+                 {"name": card.name, "law": card.law, "formula": law.formula,
+                  "family": card.family, "reference": law.reference}),
+        "ensemble": _ensemble_doc(fit) if is_ensemble(fit) else None,
+        "validated_decades": validated_decades(fit),
         "runs": _runs_doc(runs, fit),
         "ci_prob": float(ci_prob),
         "ci_kind": ci_kind,
@@ -729,11 +824,24 @@ def write_report(
         "figures": {},
         "provenance": {k: prov.get(k) for k in ("created_at", "versions", "runs", "sampler")},
     }
+    planned = None
+    if law.has_optimum and (plan_budget is not None or inference_tokens):
+        from bayescale.planning.summary import report_sections
+
+        planned, doc["plan"], doc["inference"] = report_sections(
+            fit, queries=q, budgets=budgets, plan_budget=plan_budget,
+            inference_tokens=inference_tokens, ci_prob=ci_prob, ci_kind=ci_kind,
+            random_seed=random_seed,
+        )
     doc = to_jsonable(doc)
 
     images = {}
     makers = _figures(fit, backtest=backtest, calibration_table=calibration_table,
                       ci_prob=ci_prob, ci_kind=ci_kind, random_seed=random_seed)
+    if planned is not None:
+        from bayescale.planning.plots import plot_plan
+
+        makers["plan"] = lambda: plot_plan(planned, runs=runs)
     for name, make in makers.items():
         png, svg = save_figure(make(), out_dir / FIGURE_DIR, name)
         images[name] = png.read_bytes()
@@ -753,7 +861,7 @@ def write_report(
 def report(
     runs,
     *,
-    card="chinchilla",
+    card=None,
     out_dir,
     priors=None,
     compare_cards=None,
@@ -767,6 +875,9 @@ def report(
     random_seed=0,
     ci_prob: float = 0.9,
     ci_kind: str = "eti",
+    plan_budget=None,
+    inference_tokens=None,
+    group_by=None,
 ) -> dict:
     """Fit a card, answer, draw and write the report, in one go.
 
@@ -780,8 +891,10 @@ def report(
     ----------
     runs : Runs, pandas.DataFrame, str or Path
         The runs (see :func:`bayescale.load_runs`).
-    card : str, Path or Card, default "chinchilla"
-        Model card.
+    card : str, Path, Card or None, default None
+        Model card. None: the default law ensemble (:func:`bayescale.ensemble.fit_ensemble`),
+        backtested nested (its weights and discrepancy refitted on the training runs only);
+        with ``group_by``, the chinchilla card.
     out_dir : str or Path
         Destination folder.
     priors : Mapping, optional
@@ -790,8 +903,12 @@ def report(
         Other cards to compare ``card`` with.
     holdout_frac : float, default 0.2
         Share of largest-compute runs held out in the backtests.
-    budgets, queries, target_loss
+    budgets, queries, target_loss, plan_budget, inference_tokens
         As in :func:`write_report`.
+    group_by : str, optional
+        Column labelling families of runs: one pooled fit of all families
+        (:mod:`bayescale.families`) and a per-family report with the families section (no
+        backtest: run :func:`bayescale.families.backtest.backtest_families` for that).
     draws, tune, chains : int
         Sampler settings of every fit.
     random_seed : int, default 0
@@ -818,14 +935,30 @@ def report(
     from bayescale.summary import summarize
 
     check_ci(ci_prob, ci_kind)
-    card = load_card(card, priors=priors)
+    if card is None and group_by is None:
+        if priors:
+            raise InputError("prior overrides need one card: pass card=NAME with priors")
+        if compare_cards:
+            raise InputError("compare_cards compares single cards: pass card=NAME as well")
+    else:
+        card = load_card("chinchilla" if card is None else card, priors=priors)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out_dir {out_dir} exists and is not a folder")
     sampler = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
+    if group_by is not None:
+        from bayescale.families.summary import summary_table
+
+        post = run_fit(runs, card=card, group_by=group_by, **sampler)
+        save(post, out_dir / "posterior.nc")
+        table = summary_table(post, ci_prob=ci_prob, ci_kind=ci_kind)
+        atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p, index=False))
+        return write_report(post, out_dir, budgets=budgets, ci_prob=ci_prob, ci_kind=ci_kind,
+                            random_seed=random_seed)
     comparison = None
     post = None
-    others = [c for c in (load_card(c) for c in compare_cards or ()) if c.name != card.name]
+    others = [c for c in (load_card(c) for c in compare_cards or ())
+              if card is not None and c.name != card.name]
     if others:
         from bayescale.comparison import compare
 
@@ -840,5 +973,5 @@ def report(
     return write_report(
         post, out_dir, budgets=budgets, queries=queries, target_loss=target_loss,
         comparison=comparison, backtest=bt, ci_prob=ci_prob, ci_kind=ci_kind,
-        random_seed=random_seed,
+        random_seed=random_seed, plan_budget=plan_budget, inference_tokens=inference_tokens,
     )

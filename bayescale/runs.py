@@ -19,6 +19,9 @@ asks for an explicit mapping. Notes on the choices:
 - ``group`` is recognised only from columns named ``group`` or ``family``. A column such as
   ``dataset_name`` may be a corpus, an evaluation set or a label, so it becomes the group only when
   mapped (``mapping={"group": "dataset_name"}``, CLI ``--map group=dataset_name``).
+- ``U`` (unique tokens: ``U``, ``unique_tokens``, ``unique_tokens_U``) is optional. It is read and
+  checked (positive, at most ``D``) whenever present, and required only by laws that use it (the
+  data-constrained law of Muennighoff et al. 2023, through ``variables=("N", "D", "U")``).
 - Columns that merely look like a canonical column (``loss_c4_val``, ``params_no_embed``) are never
   taken silently; they are suggested in error messages and listed as alternatives.
 
@@ -53,8 +56,11 @@ __all__ = ["ALIASES", "Runs", "load_runs", "parse_mapping", "sha256_frame", "val
 NUMERIC = ("N", "D", "C", "loss")
 """Canonical numeric columns, in frame order."""
 
-CANONICAL = NUMERIC + ("run", "group")
-"""All canonical columns, in frame order (``group`` only when present)."""
+OPTIONAL_NUMERIC = ("U",)
+"""Canonical numeric columns that are kept when present and required only by some laws."""
+
+CANONICAL = NUMERIC + OPTIONAL_NUMERIC + ("run", "group")
+"""All canonical columns, in frame order (``U`` and ``group`` only when present)."""
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "N": (
@@ -80,6 +86,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "C": ("C", "flops", "FLOPs", "compute", "Training FLOP", "training_flops", "train_flops"),
     "loss": ("loss", "val_loss", "eval_loss", "validation_loss", "test_loss", "final_loss"),
+    "U": ("U", "unique_tokens", "unique_tokens_U"),
     "run": ("run", "run_id", "name", "run_name", "id"),
     "group": ("group", "family"),
 }
@@ -90,6 +97,7 @@ _LOOKS_LIKE = {
     "D": ("token",),
     "C": ("flop", "compute"),
     "loss": ("loss",),
+    "U": ("unique",),
     "run": (),
     "group": ("group", "family", "dataset"),
 }
@@ -173,6 +181,13 @@ class Runs:
         return self.frame["C"].to_numpy(dtype=np.float64, copy=True)
 
     @property
+    def U(self) -> np.ndarray | None:
+        """Unique training tokens as a new float64 array, or None when the table has none."""
+        if "U" not in self.frame:
+            return None
+        return self.frame["U"].to_numpy(dtype=np.float64, copy=True)
+
+    @property
     def loss(self) -> np.ndarray:
         """Final losses as a new float64 array."""
         return self.frame["loss"].to_numpy(dtype=np.float64, copy=True)
@@ -246,6 +261,7 @@ def load_runs(
     *,
     mapping=None,
     group=None,
+    group_by=None,
     drop_top_loss=0,
     max_loss=None,
     min_loss=None,
@@ -255,6 +271,8 @@ def load_runs(
     max_params=None,
     n_params_required=0,
     variables=("N", "D"),
+    best_of_sweep=False,
+    drop_duplicates=False,
 ) -> Runs:
     """Read, recognise, check and filter a table of training runs.
 
@@ -268,6 +286,11 @@ def load_runs(
         ``loss``, ``run``, ``group`` (see :func:`parse_mapping` for the CLI form).
     group : str, optional
         Keep only the rows whose ``group`` equals this value.
+    group_by : str, optional
+        A column of the source (any name, e.g. ``dataset_name``) whose values label the run's
+        family; kept as the ``family`` column (str) for a pooled fit
+        (:mod:`bayescale.families`). For a :class:`Runs` source, its ``family`` column (or, for
+        ``group_by="group"``, its ``group`` column) is used.
     drop_top_loss : int, default 0
         Drop the ``K`` highest-loss rows (Besiroglu et al. 2024 drop 5 on the Chinchilla data).
         Ties are broken by row order.
@@ -281,25 +304,36 @@ def load_runs(
         Number of parameters of the law to be fitted; fewer runs than this (after filters) is an
         error.
     variables : tuple of str, default ("N", "D")
-        Inputs the law depends on; each must take at least two distinct values after filters
-        (``("N",)`` for a parameter-only law, ``()`` to skip the check).
+        Inputs the law depends on; ``N`` and ``D`` among them must take at least two distinct
+        values after filters (``("N",)`` for a parameter-only law, ``()`` to skip the check).
+        ``"U"`` makes the unique-token column required.
+    best_of_sweep : bool, default False
+        Keep only the lowest-loss run of each (``N``, ``D``) (within each ``group``, ``family``
+        and ``U`` when present): the usual reading of a learning-rate or hyperparameter sweep,
+        where the tuned run is the one the law describes. Ties keep the first row.
+    drop_duplicates : bool, default False
+        Drop exact repeats of (``N``, ``D``, ``loss``), keeping the first row.
 
     Returns
     -------
     Runs
-        The canonical table and its provenance.
+        The canonical table and its provenance. The two sweep options are recorded like filters
+        (``provenance["filters"]``, ``provenance["dropped"]``) and the run ids they dropped in
+        ``provenance["dropped_runs"]``.
 
     Raises
     ------
     InputError
         For an unreadable or empty source, a missing or ambiguous column, a non-numeric,
         missing, non-finite, zero or negative value, duplicate runs (same ``N``, ``D`` and
-        ``loss``; same ``N`` and ``D`` with different losses are repeated seeds and allowed), bad
+        ``loss``, unless ``drop_duplicates`` or ``best_of_sweep``; same ``N`` and ``D`` with
+        different losses are repeated seeds and allowed), bad
         filter values, no runs left, too few runs, or a law that the runs cannot identify.
 
     Notes
     -----
-    Filters apply in this order: ``group``, ``drop_top_loss``, ``min/max_params``,
+    ``drop_duplicates`` then ``best_of_sweep`` apply first, to the whole table; then the
+    filters, in this order: ``group``, ``drop_top_loss``, ``min/max_params``,
     ``min/max_flops``, ``min/max_loss``. Bounds are inclusive. ``drop_top_loss`` comes before the
     range filters so that it removes the same outliers whatever range is then selected. The run
     count and identifiability are checked after the filters; every value is checked before.
@@ -333,14 +367,29 @@ def load_runs(
         n_params_required=n_params_required,
         variables=variables,
     )
+    sweep = _check_sweep_options(best_of_sweep=best_of_sweep, drop_duplicates=drop_duplicates)
     if isinstance(source, Runs):
         if mapping is not None:
             raise InputError("mapping does not apply to a Runs source; its columns are canonical")
         frame = source.frame.reset_index(drop=True)
         prov = copy.deepcopy(source.provenance)
+        if group_by is not None and "family" not in frame:
+            if group_by != "group" or "group" not in frame:
+                raise InputError(
+                    f"group_by={group_by!r}: this Runs table has no family column (columns: "
+                    f"{_list(frame.columns)}); load the source file with group_by instead"
+                )
+            frame = frame.assign(family=frame["group"])
+            prov["group_by"] = "group"
     else:
         raw, prov = _read(source)
-        frame, prov = _canonical(raw, mapping, prov)
+        frame, prov = _canonical(
+            raw, mapping, prov, variables=variables, check_duplicates=not any(sweep.values())
+        )
+        if group_by is not None:
+            frame = _family_column(raw, frame, group_by)
+            prov["group_by"] = str(group_by)
+    frame, prov = _sweep_filters(frame, prov, **sweep)
     frame, prov = _apply_filters(frame, prov, group=group, **options)
     frame = validate(frame, n_params_required=n_params_required, variables=variables).reset_index(
         drop=True
@@ -363,7 +412,8 @@ def validate(frame, *, n_params_required=0, variables=("N", "D")) -> pd.DataFram
     n_params_required : int, default 0
         Number of parameters of the law; fewer rows is an error.
     variables : tuple of str, default ("N", "D")
-        Columns that must take at least two distinct values.
+        Columns that must take at least two distinct values (``N``, ``D``); ``"U"`` requires the
+        optional unique-token column ``U`` (checked positive and ``<= D`` whenever present).
 
     Returns
     -------
@@ -401,10 +451,19 @@ def validate(frame, *, n_params_required=0, variables=("N", "D")) -> pd.DataFram
     out = {}
     for canon in NUMERIC:
         out[canon] = _numeric(frame[canon], canon, canon, rows)
-    for canon in ("run", "group"):
+    for canon in OPTIONAL_NUMERIC:
+        if canon in cols:
+            out[canon] = _numeric(frame[canon], canon, canon, rows)
+        elif canon in variables:
+            raise InputError(
+                f"missing column '{canon}' in the runs frame (columns found: {_list(cols)}); "
+                f"the law needs it (aliases: {', '.join(ALIASES[canon])})"
+            )
+    for canon in ("run", "group", "family"):
         if canon in cols:
             out[canon] = _labels(frame[canon], canon, canon, rows, allow_missing=False)
     clean = pd.DataFrame(out, index=frame.index)
+    _check_unique_tokens(clean, rows, "U")
     _check_duplicates(clean, rows)
     if "run" in clean and clean["run"].duplicated().any():
         dup = clean["run"].duplicated(keep=False).to_numpy()
@@ -667,7 +726,9 @@ def _missing(canon: str, columns: list[str], used: set) -> str:
     return f"missing column {what} ({expected}; columns found: {_list(columns)}; {hint})"
 
 
-def _canonical(raw: pd.DataFrame, mapping, prov: dict) -> tuple[pd.DataFrame, dict]:
+def _canonical(
+    raw: pd.DataFrame, mapping, prov: dict, *, variables=(), check_duplicates=True
+) -> tuple[pd.DataFrame, dict]:
     """Recognise columns, convert and check values, derive D or C; index keeps raw positions."""
     columns = list(raw.columns)
     explicit = _check_mapping(mapping, columns)
@@ -676,9 +737,13 @@ def _canonical(raw: pd.DataFrame, mapping, prov: dict) -> tuple[pd.DataFrame, di
     if "N" not in chosen:
         raise InputError(_missing("N", columns, used))
     if "D" not in chosen and "C" not in chosen:
-        raise InputError(_missing("DC", columns, used))
+        # a unique-token column is the likeliest stand-in for D: suggest it
+        raise InputError(_missing("DC", columns, used - {chosen.get("U")}))
     if "loss" not in chosen:
         raise InputError(_missing("loss", columns, used))
+    for canon in OPTIONAL_NUMERIC:
+        if canon in variables and canon not in chosen:
+            raise InputError(_missing(canon, columns, used) + "; the law needs it")
 
     rows = _row_numbers(raw)
     values = {c: _numeric(raw[chosen[c]], c, chosen[c], rows) for c in NUMERIC if c in chosen}
@@ -697,6 +762,10 @@ def _canonical(raw: pd.DataFrame, mapping, prov: dict) -> tuple[pd.DataFrame, di
             "max": float(np.max(ratio)),
         }
     frame = pd.DataFrame({c: values[c] for c in NUMERIC}, index=raw.index)
+    for canon in OPTIONAL_NUMERIC:
+        if canon in chosen:
+            frame[canon] = _numeric(raw[chosen[canon]], canon, chosen[canon], rows)
+    _check_unique_tokens(frame, rows, chosen.get("U", "U"))
 
     run_note = None
     if "run" in chosen:
@@ -724,7 +793,8 @@ def _canonical(raw: pd.DataFrame, mapping, prov: dict) -> tuple[pd.DataFrame, di
             raw[chosen["group"]], "group", chosen["group"], rows, allow_missing=False
         )
 
-    _check_duplicates(frame, rows)
+    if check_duplicates:
+        _check_duplicates(frame, rows)
     prov.update(
         mapping={c: chosen[c] for c in CANONICAL if c in chosen},
         explicit=[c for c in CANONICAL if c in explicit],
@@ -737,6 +807,20 @@ def _canonical(raw: pd.DataFrame, mapping, prov: dict) -> tuple[pd.DataFrame, di
     if run_note is not None:
         prov["run_ids"] = run_note
     return frame, prov
+
+
+def _family_column(raw: pd.DataFrame, frame: pd.DataFrame, column) -> pd.DataFrame:
+    """Add the source column ``column`` to ``frame`` as the ``family`` label (``group_by``)."""
+    columns = [str(c) for c in raw.columns]
+    if str(column) not in columns:
+        raise InputError(
+            f"group_by column {column!r} is not in the runs table; available columns: "
+            f"{_list(columns, limit=40)}"
+        )
+    series = raw[raw.columns[columns.index(str(column))]]
+    rows = _row_numbers(raw)
+    labels = _labels(series, "family", str(column), rows, allow_missing=False)
+    return frame.assign(family=labels.loc[frame.index])
 
 
 # --------------------------------------------------------------------------------------------
@@ -866,8 +950,27 @@ def _check_duplicates(frame: pd.DataFrame, rows: np.ndarray) -> None:
     text = ", ".join(parts) + (f" and {n - _MAX_LISTED} more" if n > _MAX_LISTED else "")
     raise InputError(
         f"duplicate runs (same N, D and loss) at {'row' if n == 1 else 'rows'} {text}; "
-        "remove the repeated rows (repeated seeds must differ in loss)"
+        "remove the repeated rows (repeated seeds must differ in loss), pass "
+        "drop_duplicates=True (CLI --drop-duplicates) to drop exact repeats, or "
+        "best_of_sweep=True (CLI --best-of-sweep) to keep the lowest-loss run per (N, D)"
     )
+
+
+def _check_unique_tokens(frame: pd.DataFrame, rows: np.ndarray, original: str) -> None:
+    """Unique tokens cannot exceed the tokens trained on (a relative 1e-9 allows rounding)."""
+    if "U" not in frame:
+        return
+    u, d = frame["U"].to_numpy(), frame["D"].to_numpy()
+    bad = u > d * (1 + 1e-9)
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        parts = [f"{rows[i]} (U {u[i]:g} > D {d[i]:g})" for i in idx[:_MAX_LISTED]]
+        more = f" and {idx.size - _MAX_LISTED} more" if idx.size > _MAX_LISTED else ""
+        raise InputError(
+            f"unique tokens above training tokens in column {_col('U', original)} at "
+            f"{'row' if idx.size == 1 else 'rows'} {', '.join(parts)}{more}; "
+            "expected U <= D (D counts every epoch)"
+        )
 
 
 def _check_counts(frame: pd.DataFrame, *, n_params_required: int, variables) -> None:
@@ -878,6 +981,8 @@ def _check_counts(frame: pd.DataFrame, *, n_params_required: int, variables) -> 
             f"parameters; need at least {n_params_required} runs (loosen the filters or add runs)"
         )
     for var in variables:
+        if var not in _DISTINCT:
+            continue  # U: repeats at a single U identify the law
         values = np.unique(frame[var].to_numpy())
         if values.size < 2:
             raise InputError(
@@ -908,9 +1013,10 @@ def _check_options(*, drop_top_loss, n_params_required, variables, **bounds) -> 
             or value < 0
         ):
             raise InputError(f"{name} must be a non-negative integer; got {value!r}")
-    if not isinstance(variables, (tuple, list)) or not all(v in NUMERIC for v in variables):
+    known = NUMERIC + OPTIONAL_NUMERIC
+    if not isinstance(variables, (tuple, list)) or not all(v in known for v in variables):
         raise InputError(
-            f"variables must be a tuple of column names from {', '.join(NUMERIC)}; "
+            f"variables must be a tuple of column names from {', '.join(known)}; "
             f"got {variables!r}"
         )
     for name, value in bounds.items():
@@ -928,6 +1034,35 @@ def _check_options(*, drop_top_loss, n_params_required, variables, **bounds) -> 
         if lo is not None and hi is not None and lo > hi:
             raise InputError(f"min_{what}={lo!r} is above max_{what}={hi!r}; nothing would remain")
     return {"drop_top_loss": int(drop_top_loss), **bounds}
+
+
+def _check_sweep_options(**flags) -> dict:
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"{name} must be True or False; got {value!r}")
+    return {name: bool(value) for name, value in flags.items()}
+
+
+def _sweep_filters(frame: pd.DataFrame, prov: dict, *, best_of_sweep, drop_duplicates):
+    """Drop exact (N, D, loss) repeats and/or keep the lowest-loss run per (N, D) cell."""
+    steps = []
+    if drop_duplicates:
+        steps.append(("drop_duplicates", ["N", "D", "loss"]))
+    if best_of_sweep:
+        cell = [c for c in ("group", "family", "U") if c in frame] + ["N", "D"]
+        steps.append(("best_of_sweep", cell))
+    for name, key in steps:
+        if name == "drop_duplicates":
+            keep = ~frame.duplicated(subset=key, keep="first").to_numpy()
+        else:
+            order = np.argsort(frame["loss"].to_numpy(), kind="stable")
+            best = ~frame.iloc[order].duplicated(subset=key, keep="first").to_numpy()
+            keep = np.zeros(len(frame), dtype=bool)
+            keep[order[best]] = True
+        _record(prov, name, "per (" + ", ".join(key) + ")", int((~keep).sum()))
+        prov.setdefault("dropped_runs", {})[name] = frame["run"][~keep].astype(str).tolist()
+        frame = frame[keep]
+    return frame, prov
 
 
 def _record(prov: dict, name: str, value, dropped: int) -> None:

@@ -368,8 +368,11 @@ def sbc(
         Seed of all prior draws, noise and fits.
     max_loss : float, default 20.0
         Largest plausible loss in nats.
-    progress : callable, optional
-        Called as ``progress(i, n_sims, seconds)`` after each fit (e.g. to log to stderr).
+    progress : bool or callable, optional
+        ``True`` draws one progress bar over the fits on a terminal's stderr
+        (:func:`bayescale.progress.fit_progress`); a callable is called as
+        ``progress(i, n_sims, seconds)`` after each fit (e.g. to log to stderr; a
+        :class:`bayescale.progress.FitProgress` bar accepts this call too).
 
     Returns
     -------
@@ -391,6 +394,15 @@ def sbc(
     """
     from bayescale.fitting import fit
 
+    if isinstance(progress, bool):
+        from bayescale.progress import fit_progress
+
+        with fit_progress(
+            n_sims if isinstance(n_sims, int) and n_sims >= 0 else 0,
+            description="SBC fits", enabled=None if progress else False,
+        ) as bar:
+            return sbc(card, n_sims=n_sims, design=design, draws=draws, tune=tune, chains=chains,
+                       thin=thin, random_seed=random_seed, max_loss=max_loss, progress=bar)
     card = load_card(card)
     for name, value in (
         ("n_sims", n_sims),

@@ -94,6 +94,18 @@ def summarize(fit, *, ci_prob: float = 0.9, ci_kind: str = "eti", var_names=None
     from bayescale.errors import InputError
 
     check_ci(ci_prob, ci_kind)
+    from bayescale.ensemble.members import is_ensemble, members
+
+    if is_ensemble(fit):  # one block of rows per member, labelled "card.parameter"
+        frames = []
+        for name, weight, member in members(fit):
+            f = summarize(member, var_names=var_names, ci_prob=ci_prob, ci_kind=ci_kind)
+            f = f.assign(card=name, weight=weight)
+            f.index = pd.Index([f"{name}.{p}" for p in f.index], name="parameter")
+            frames.append(f)
+        frame = pd.concat(frames)
+        frame.attrs = {"ci_prob": ci_prob, "ci_kind": ci_kind, "card": "ensemble"}
+        return frame
     card = card_of(fit)
     post = fit["posterior"].to_dataset()
     if var_names is None:
@@ -190,6 +202,31 @@ def fit_summary_json(fit, *, ci_prob: float = 0.9, ci_kind: str = "eti") -> dict
     >>> sorted(out["params"]["alpha"])  # doctest: +SKIP
     ['ess_bulk', 'hi', 'lo', 'mean', 'median', 'r_hat', 'sd']
     """
+    from bayescale.ensemble.members import ensemble_info, is_ensemble, members
+
+    if is_ensemble(fit):
+        info = ensemble_info(fit)
+        out = {
+            "card": "ensemble",
+            "n_runs": int(fit["observed_data"].sizes["run"]),
+            "ci_prob": ci_prob,
+            "ci_kind": ci_kind,
+            "weights": info["weights"],
+            "tau": info["tau"],
+            "validated_decades": info["validated_decades"],
+            "ensemble": {k: v for k, v in info.items() if k not in ("weights", "tau")},
+            "members": {
+                name: {"weight": w, **fit_summary_json(m, ci_prob=ci_prob, ci_kind=ci_kind)}
+                for name, w, m in members(fit)
+            },
+            "runs": provenance(fit).get("runs", {}),
+        }
+        out["diagnostics"] = {
+            "ok": all(m["diagnostics"].get("ok", True) for m in out["members"].values()),
+            "problems": [f"{n}: {p}" for n, m in out["members"].items()
+                         for p in m["diagnostics"].get("problems", [])],
+        }
+        return to_jsonable(out)
     table = summarize(fit, ci_prob=ci_prob, ci_kind=ci_kind)
     label = column_label(ci_prob, ci_kind)
     card = card_of(fit)

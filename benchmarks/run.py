@@ -22,6 +22,16 @@ bulk ESS per second of the slowest parameter, gradient evaluations and tree dept
 peak resident memory of the process, then prediction / compute-optimal throughput over 4000
 draws at 10,000 queries (reusing ``benchmarks/throughput.py``), and PASS/MISS per target.
 Timings depend on machine load; the load average is printed with each fit.
+
+``python benchmarks/run.py --cache-study [--out FILE.json]`` measures the disk compile cache
+(issue 9) instead, on the 240 Epoch runs (``datasets.load("chinchilla", drop_top_loss=5)``,
+``BAYESCALE_DATA_DIR`` must hold ``chinchilla_epoch2024.csv``), 4 chains x 2000 draws, each in
+a fresh process: ``bayescale fit`` with a cold and a warm cache (temporary
+``BAYESCALE_CACHE_DIR``), a refit in the same process, the former nutpie path
+(``fit(..., backend="pymc-cfunc")``), the model a PyMC user would write (log-amplitude
+Chinchilla, Student-t on log loss) with ``pm.sample()`` defaults but 4 x 2000 draws, a default
+``bayescale report`` and ``bayescale compare`` with three laws (warm cache). It prints whole-process
+wall time, wall time per 1000 effective samples (min bulk ESS) and the ratios.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,6 +173,188 @@ def child(spec: dict) -> dict:
         out["refit"] = _fit_metrics(tree, seconds, cpu, caught)
     out.update(_peak_rss_mb())
     return out
+
+
+# ---------------------------------------------------------------------------- cache study
+STUDY_DRAWS = {"draws": 2000, "tune": 1000, "chains": 4}
+STUDY_LAWS = ("chinchilla", "kaplan", "chinchilla-tied")
+
+# The model a PyMC user would write for the Chinchilla law: log amplitudes, Student-t on log loss.
+USER_MODEL = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np, pymc as pm, arviz_stats as azs
+from bayescale import datasets
+runs = datasets.load("chinchilla", drop_top_loss=5)
+logN, logD, y = np.log(runs.N), np.log(runs.D), np.log(runs.loss)
+with pm.Model():
+    log_E = pm.Normal("log_E", 0.5, 1.0)
+    log_A = pm.Normal("log_A", 6.0, 3.0)
+    log_B = pm.Normal("log_B", 7.0, 3.0)
+    alpha = pm.HalfNormal("alpha", 0.5)
+    beta = pm.HalfNormal("beta", 0.5)
+    sigma = pm.HalfNormal("sigma", 0.05)
+    nu = pm.Gamma("nu", alpha=2, beta=0.1)
+    mu = pm.math.logsumexp(pm.math.stack([log_E + 0 * logN, log_A - alpha * logN,
+                                          log_B - beta * logD]), axis=0)
+    pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=y)
+    t1 = time.perf_counter()
+    idata = pm.sample(draws={draws}, chains={chains}, random_seed=1, progressbar=False)
+t2 = time.perf_counter()
+ess = azs.ess(idata.posterior.to_dataset() if hasattr(idata.posterior, "to_dataset")
+              else idata.posterior, method="bulk")
+print("STUDY " + json.dumps({{"min_ess_bulk": float(min(ess[v].min() for v in ess.data_vars)),
+                            "fit_seconds": t2 - t0, "sample_seconds": t2 - t1}}))
+"""
+
+PY_FIT = """
+import json, sys, time
+from bayescale import datasets
+from bayescale.fitting import fit
+runs = datasets.load("chinchilla", drop_top_loss=5)
+t0 = time.perf_counter()
+post = fit(runs, card="chinchilla", draws={draws}, tune={tune}, chains={chains}, random_seed=1,
+           backend="{backend}")
+t1 = time.perf_counter()
+out = {{"fit_seconds": t1 - t0, "sampler": json.loads(post.attrs["bayescale_sampler"]),
+       "min_ess_bulk": min(json.loads(post.attrs["bayescale_diagnostics"])["ess_bulk"].values())}}
+if {refit}:
+    t0 = time.perf_counter()
+    again = fit(datasets.load("chinchilla", drop_top_loss=10), card="chinchilla", draws={draws},
+                tune={tune},
+                chains={chains}, random_seed=2, backend="{backend}")
+    out["refit_seconds"] = time.perf_counter() - t0
+    out["refit_cached"] = json.loads(again.attrs["bayescale_sampler"])["compile_cached"]
+print("STUDY " + json.dumps(out))
+"""
+
+
+def _timed(cmd: list[str], env: dict) -> dict:
+    """Wall and CPU seconds (user + system, all threads and helper processes) of one process.
+
+    CPU seconds are the load-robust number on a shared machine: wall time stretches with the
+    other users' load, CPU time much less.
+    """
+    import resource
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT,
+                          check=False)
+    wall = time.perf_counter() - t0
+    out = {"process_seconds": round(wall, 2), "cpu_seconds": round(cpu() - c0, 2),
+           "load_average": round(os.getloadavg()[0], 2)}
+    if proc.returncode not in (0, 5):  # 5: sampler warnings under --strict (not used here)
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {**out, "error": f"exit {proc.returncode}: {tail[:300]}"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("STUDY "):
+            out.update(json.loads(line[6:]))
+    return out
+
+
+def _fit_dir_ess(folder: Path) -> float | None:
+    import xarray as xr
+
+    path = folder / "posterior.nc"
+    if not path.is_file():
+        return None
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    return float(min(json.loads(tree.attrs["bayescale_diagnostics"])["ess_bulk"].values()))
+
+
+def cache_study(*, out_json: Path | None = None) -> dict:
+    """Issue 9's measurements, each in a fresh process; prints a table and the ratios."""
+    data_dir = Path(os.environ.get("BAYESCALE_DATA_DIR", HERE.parent.parent / "shared" / "data"))
+    csv = data_dir / "chinchilla_epoch2024.csv"
+    if not csv.is_file():
+        raise SystemExit(f"cache study needs {csv} (set BAYESCALE_DATA_DIR)")
+    exe = Path(sys.executable).with_name("bayescale")
+    draws = ["--draws", str(STUDY_DRAWS["draws"]), "--tune", str(STUDY_DRAWS["tune"]),
+             "--chains", str(STUDY_DRAWS["chains"]), "--seed", "1"]
+    fit_cmd = [str(exe), "fit", str(csv), "--law", "chinchilla", "--drop-top-loss", "5", *draws]
+    tmp = Path(tempfile.mkdtemp(prefix="bayescale-cache-study-"))
+    env = {**os.environ, **CHILD_ENV, "BAYESCALE_DATA_DIR": str(data_dir),
+           "BAYESCALE_CACHE_DIR": str(tmp / "cache")}
+    py = [sys.executable, "-c"]
+    fmt = dict(STUDY_DRAWS, refit=False, backend="cached")
+    rows = {}
+    print(f"cache study: 240 Epoch runs, {STUDY_DRAWS['chains']} chains x {STUDY_DRAWS['tune']} "
+          f"tune + {STUDY_DRAWS['draws']} draws; {os.cpu_count()} CPUs, load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    steps = [
+        ("import bayescale", [*py, "import bayescale"], None),
+        ("bayescale --help", [str(exe), "--help"], None),
+        ("fit, cold cache", [*fit_cmd, "--out", str(tmp / "cold")], tmp / "cold"),
+        ("fit, warm cache", [*fit_cmd, "--out", str(tmp / "warm")], tmp / "warm"),
+        ("fit + refit (python, warm)", [*py, PY_FIT.format(**{**fmt, "refit": True})], None),
+        ("former path (pymc-cfunc)", [*py, PY_FIT.format(**{**fmt, "backend": "pymc-cfunc"})],
+         None),
+        ("PyMC user model, pm.sample", [*py, USER_MODEL.format(**STUDY_DRAWS)], None),
+        ("report (default, warm)", [str(exe), "report", str(csv), "--drop-top-loss", "5",
+                                    "--out", str(tmp / "report")], None),
+        ("compare, 3 laws (warm)", [str(exe), "compare", str(csv), "--drop-top-loss", "5",
+                                    *[a for law in STUDY_LAWS for a in ("--law", law)],
+                                    "--out", str(tmp / "compare")], None),
+    ]
+    for label, cmd, folder in steps:
+        r = _timed(cmd, env)
+        if folder is not None and "error" not in r:
+            r["min_ess_bulk"] = _fit_dir_ess(folder)
+        rows[label] = r
+        ess = r.get("min_ess_bulk")
+        per = (f"{r['process_seconds'] / ess * 1000:7.2f} s/1000 ESS (min bulk ESS {ess:6.0f})"
+               if ess else "")
+        extra = "" if "refit_seconds" not in r else (
+            f"  refit {r['refit_seconds']:.2f} s (cached: {r['refit_cached']})")
+        print(f"  {label:<30} {r.get('error') or f'{r['process_seconds']:7.2f} s'}"
+              f" (cpu {r['cpu_seconds']:6.1f} s)  {per}"
+              f"{extra}  load {r['load_average']:.1f}", flush=True)
+    cold, warm = rows["fit, cold cache"], rows["fit, warm cache"]
+    old, user = rows["former path (pymc-cfunc)"], rows["PyMC user model, pm.sample"]
+
+    def per_ess(r):
+        return r["process_seconds"] / r["min_ess_bulk"] * 1000 if r.get("min_ess_bulk") else None
+
+    ratios = {}
+    if "error" not in warm and "error" not in user:
+        ratios["user_pm_sample_over_warm_process"] = user["process_seconds"] / warm[
+            "process_seconds"]
+        if per_ess(user) and per_ess(warm):
+            ratios["user_pm_sample_over_warm_per_1000_ess"] = per_ess(user) / per_ess(warm)
+    if "error" not in warm and "error" not in user:
+        ratios["user_pm_sample_over_warm_cpu"] = user["cpu_seconds"] / warm["cpu_seconds"]
+    if "error" not in cold and "error" not in old:
+        ratios["cold_over_former_process"] = cold["process_seconds"] / old["process_seconds"]
+        ratios["cold_over_former_cpu"] = cold["cpu_seconds"] / old["cpu_seconds"]
+        ratios["former_over_warm_process"] = old["process_seconds"] / warm["process_seconds"]
+        ratios["former_over_warm_cpu"] = old["cpu_seconds"] / warm["cpu_seconds"]
+    print("--- ratios")
+    for name, value in ratios.items():
+        print(f"  {name:<45} {value:6.2f}x")
+    refit = rows["fit + refit (python, warm)"].get("refit_seconds")
+    checks = [
+        ("warm-cache bayescale fit <= 6 s (whole process)", warm.get("process_seconds", 1e9) <= 6),
+        (">= 3.5x faster than pm.sample (whole process)",
+         ratios.get("user_pm_sample_over_warm_process", 0) >= 3.5),
+        (">= 20x faster per 1000 ESS", ratios.get("user_pm_sample_over_warm_per_1000_ess", 0)
+         >= 20),
+        ("cold cache no slower than the former path", ratios.get("cold_over_former_process", 9)
+         <= 1.0),
+        ("refit < 3 s", refit is not None and refit < 3),
+    ]
+    print("--- targets (machine load skews every number; see load averages)")
+    for name, ok in checks:
+        print(f"  {'PASS' if ok else 'MISS'}  {name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = {"protocol": STUDY_DRAWS, "rows": rows, "ratios": ratios,
+              "targets": {n: ok for n, ok in checks}}
+    if out_json:
+        write_json(out_json, result)
+    return result
 
 
 # ------------------------------------------------------------------------------ parent side
@@ -321,8 +514,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="sizes 50,250 only, no throughput section (smoke test)")
     parser.add_argument("--out", type=Path, help="also write all numbers to this JSON file")
+    parser.add_argument("--cache-study", action="store_true",
+                        help="measure the disk compile cache on the Epoch runs (issue 9) only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cache_study:
+        cache_study(out_json=args.out)
+        return 0
 
     if args.child:
         print("BENCH_RESULT " + json.dumps(child(json.loads(args.child))), flush=True)

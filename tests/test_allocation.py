@@ -192,4 +192,34 @@ def test_compute_for_target_unreachable_below_the_floor():
     with pytest.raises(InputError, match=r"target unreachable: .* loss floor E"):
         compute_for_target(fit, target_loss=1.6)
     out = compute_for_target(fit, target_loss=10.0, c_range=(1e15, 1e20))
-    assert out["C"] == pytest.approx(1e15)  # already reached at the lower end of the range
+    assert out["already_reached"] and out["C"] is None  # never the floor of the search
+
+
+def test_compute_for_target_edges_are_plain_statements():
+    """Issue 11: a target the runs already reach, or one past the ceiling, gets no budget."""
+    fit = narrow_fit()  # fitted runs: C = 6e17, 6e19, 6e21 with losses in [2, 3]
+    runs_loss = np.exp(fit["observed_data"]["log_loss"].to_numpy())
+    out = compute_for_target(fit, target_loss=10.0)  # above every observed loss
+    assert out["already_reached"] and not out["beyond_search"]
+    assert out["C"] is None and out["N"] is None and out["D"] is None and out["loss"] is None
+    assert out["reached_by"] == {"run": "#1", "N": 1e8, "D": 1e9, "C": 6e17,
+                                 "loss": pytest.approx(runs_loss[0])}
+    assert out["statement"].startswith("already reached: the fitted run #1")
+    # the smallest run by compute that reaches it, not the first row
+    target = float(np.sort(runs_loss)[0]) + 1e-9
+    first = int(np.argmin(runs_loss))
+    assert compute_for_target(fit, target_loss=target)["reached_by"]["C"] == pytest.approx(
+        6 * fit["constant_data"]["N"].values[first] * fit["constant_data"]["D"].values[first]
+    )
+    # below every observed loss, but the plan at the search floor already reaches it
+    low = compute_for_target(fit, target_loss=1.99, c_range=(1e24, 1e30))
+    assert low["already_reached"] and low["reached_by"] is None and low["C"] is None
+    assert "smallest budget searched" in low["statement"] and low["search_floor"] == 1e24
+    # reachable only beyond the ceiling
+    far = compute_for_target(fit, target_loss=1.9, c_range=(1e15, 1e18))
+    assert far["beyond_search"] and not far["already_reached"] and far["C"] is None
+    assert far["search_ceiling"] == 1e18 and "largest budget searched" in far["statement"]
+    # an ordinary answer says neither
+    ok = compute_for_target(fit, target_loss=1.9)
+    assert not ok["already_reached"] and not ok["beyond_search"] and ok["statement"] is None
+    assert 1e18 < ok["C"] < 1e30

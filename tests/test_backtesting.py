@@ -151,7 +151,8 @@ def test_mle_backtest_end_to_end(backtesting_mle, sim_runs):
 
 def test_bayes_backtest_end_to_end(sim_runs, sim_fit):
     # sim_fit compiled the chinchilla card; this refit reuses it
-    res = backtest(sim_runs, method="bayes", draws=1000, tune=1000, chains=4, random_seed=1)
+    res = backtest(sim_runs, card="chinchilla", method="bayes", draws=1000, tune=1000, chains=4,
+                   random_seed=1)
     assert res.method == "bayes" and res.n_test == 9
     assert res.diagnostics["divergences"] == 0
     assert res.coverage[0.95] >= 0.7

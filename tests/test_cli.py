@@ -59,7 +59,7 @@ def cli_fit(sim_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("clifit") / "fit"
     result = invoke(
         "fit", sim_csv, "--out", out, "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1,
-        "--ci-prob", 0.8,
+        "--ci-prob", 0.8, "--law", "chinchilla",
     )
     return result, out
 
@@ -237,7 +237,8 @@ def test_fit_output_predicts(cli_fit):
 
 def test_fit_strict_exits_5_but_keeps_the_posterior(sim_csv, tmp_path, cli_fit):
     out = tmp_path / "strict"
-    args = ["fit", sim_csv, "--out", out, "--draws", 20, "--tune", 20, "--chains", 2]
+    args = ["fit", sim_csv, "--out", out, "--draws", 20, "--tune", 20, "--chains", 2,
+            "--law", "chinchilla"]
     loose = invoke(*args)
     assert loose.exit_code == 0
     assert "WARNING (sampler)" in loose.stderr and "ESS" in loose.stderr
@@ -483,7 +484,7 @@ def test_report_end_to_end(sim_csv, tmp_path, cli_fit):
     out = tmp_path / "rep"
     result = invoke(
         "report", sim_csv, "--out", out, "--draws", 300, "--tune", 300, "--chains", 2,
-        "--budget", 1e21, "--N", 1e9, "--D", 2e10, "--target-loss", 2.5,
+        "--budget", 1e21, "--N", 1e9, "--D", 2e10, "--target-loss", 2.5, "--law", "chinchilla",
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -532,3 +533,29 @@ def test_compare_plumbing(sim_csv, tmp_path, monkeypatch):
     again = invoke("compare", sim_csv, "--out", out, "--law", "kaplan", "--law", "chinchilla",
                    "--json")
     assert json.loads(again.stdout) == saved
+
+
+# ------------------------------------------------------------------------------------------
+# the default law ensemble
+# ------------------------------------------------------------------------------------------
+
+
+def test_fit_defaults_to_the_ensemble_and_flags_unvalidated_queries(sim_csv, tmp_path):
+    out = tmp_path / "ens"
+    result = invoke("fit", sim_csv, "--out", out, "--draws", 500, "--tune", 500, "--chains", 2,
+                    "--seed", 2)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["card"] == "ensemble" and "fitting the law ensemble" in result.stderr
+    assert set(data["weights"]) == {"chinchilla", "chinchilla-tied", "kaplan-linf"}
+    assert data["validated_decades"] == pytest.approx(1.0)  # the top budget is 1 decade up
+    table = pd.read_csv(out / "summary.csv", index_col=0)
+    assert "kaplan-linf.alpha_N" in table.index and "weight" in table.columns
+    pred = invoke("predict", out, "--N", 1e9, "--D", 5e9, "--N", 7e10, "--D", 1.4e12, "--json")
+    assert pred.exit_code == 0, pred.stderr
+    q = json.loads(pred.stdout)
+    assert [x["validated"] for x in q["queries"]] == [True, False]
+    assert "UNVALIDATED" in pred.stderr and "validated only 1 decades" in pred.stderr
+    opt = invoke("optimal", out, "--budget", 1e19, "--budget", 1e23, "--json")
+    assert opt.exit_code == 0, opt.stderr
+    assert [b["validated"] for b in json.loads(opt.stdout)["budgets"]] == [True, False]

@@ -1,17 +1,22 @@
 """Tests of bayescale.datasets: lookup order, hashes, downloads (mocked), loading, simulation."""
 
+import dataclasses
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.datasets import DATASETS, list_datasets, load, path, simulate
+import bayescale
+from bayescale.datasets import DATASETS, available, list_datasets, load, path, simulate
 from bayescale.errors import InputError
 from bayescale.laws import chinchilla, chinchilla_optimal, kaplan
 from bayescale.runs import load_runs
@@ -19,6 +24,8 @@ from bayescale.runs import load_runs
 DATA = Path(
     os.environ.get("BAYESCALE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+PACKAGE_DATA = Path(bayescale.__file__).resolve().parent / "data"
+BUNDLED = ("datablations", "overtraining")
 
 
 @pytest.fixture(autouse=True)
@@ -64,9 +71,11 @@ def serve(monkeypatch, payload, calls):
 
 def test_registry_and_list():
     table = list_datasets()
-    assert table["name"].tolist() == ["chinchilla", "datablations", "overtraining"]
-    assert table["downloadable"].tolist() == [True, False, False]
-    assert set(table.columns) >= {"filename", "citation", "url", "sha256", "description"}
+    assert table["name"].tolist() == ["chinchilla", "datablations", "overtraining", "marin"]
+    assert table["downloadable"].tolist() == [True, False, False, False]
+    assert table["bundled"].tolist() == [False, True, True, False]
+    assert table["licence"].tolist() == ["none stated", "Apache-2.0", "MIT", "none stated"]
+    assert set(table.columns) >= {"filename", "citation", "url", "sha256", "description", "source"}
     assert DATASETS["chinchilla"].url.endswith(
         "92258837425e1b5f2851d624287f0120583a3d0e/data/svg_extracted_data.csv"
     )
@@ -94,6 +103,63 @@ def test_unknown_name_lists_names():
 def test_data_dir_first(data_dir):
     assert path("chinchilla") == data_dir / "chinchilla_epoch2024.csv"
     assert path("overtraining") == data_dir / "overtraining_gadre2024.csv"
+    assert path("marin") == data_dir / "marin_comma_isoflops.csv"
+
+
+# --------------------------------------------------------------------------------------------
+# Bundled tables (offline, no data folder)
+# --------------------------------------------------------------------------------------------
+
+
+def test_bundled_tables_load_offline_with_registered_hashes():
+    for name in BUNDLED:
+        info = DATASETS[name]
+        assert path(name) == PACKAGE_DATA / info.filename
+        assert hashlib.sha256(path(name).read_bytes()).hexdigest() == info.sha256
+        assert available(name)
+    assert len(load("datablations")) == 296
+    over = load("overtraining")
+    assert len(over) == 104 and over.provenance["dataset"] == "overtraining"
+    assert sorted(over.frame["group"].unique()) == ["c4_original", "rpj", "rw_original"]
+    # only tables under a licence that allows it ship in the package
+    shipped = sorted(p.name for p in PACKAGE_DATA.glob("*.csv"))
+    assert shipped == sorted(DATASETS[n].filename for n in BUNDLED)
+    assert not available("chinchilla") and not available("marin")
+
+
+def test_notice_attributes_every_bundled_table():
+    notice = (PACKAGE_DATA / "NOTICE").read_text(encoding="utf-8")
+    for name in BUNDLED:
+        info = DATASETS[name]
+        assert info.filename in notice and info.sha256 in notice and info.licence in notice
+        commit = info.source.split("@ ")[1].split(",")[0]
+        assert len(commit) == 40 and commit in notice
+    assert "Permission is hereby granted" in notice  # MIT: its notice travels with the data
+    assert "Apache License" in (PACKAGE_DATA / "LICENSE-Apache-2.0").read_text(encoding="utf-8")
+
+
+def test_bundled_tables_ship_in_the_wheel(tmp_path):
+    """Build the wheel and load both bundled tables from it, away from the checkout."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(root)],
+        check=True, capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("bayescale-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for extra in ("NOTICE", "LICENSE-Apache-2.0", *(DATASETS[n].filename for n in BUNDLED)):
+        assert f"bayescale/data/{extra}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import bayescale.datasets as d; print(d.path('datablations')); "
+        "print(len(d.load('datablations')), len(d.load('overtraining')))"
+    )
+    env = {"PYTHONPATH": str(site), "BAYESCALE_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
+                         capture_output=True, text=True, env=env).stdout
+    assert str(site / "bayescale" / "data") in out and out.strip().endswith("296 104")
 
 
 def test_data_dir_hash_mismatch_names_both_hashes(monkeypatch, tmp_path):
@@ -111,19 +177,51 @@ def test_cache_used_when_data_dir_lacks_file(monkeypatch, tmp_path, data_dir):
     monkeypatch.setenv("BAYESCALE_DATA_DIR", str(tmp_path / "empty"))
     cache = tmp_path / "mycache"
     cache.mkdir()
-    target = cache / "datablations_muennighoff2023.csv"
+    target = cache / "chinchilla_epoch2024.csv"
     target.write_bytes((data_dir / target.name).read_bytes())
-    assert path("datablations", cache_dir=cache) == target
+    assert path("chinchilla", cache_dir=cache) == target
     monkeypatch.setenv("BAYESCALE_CACHE_DIR", str(cache))
-    assert path("datablations") == target
+    assert path("chinchilla") == target
+    assert available("chinchilla")
+
+
+def test_corrupt_cache_entry_is_fetched_again(monkeypatch, tmp_path):
+    good = b"Model Size,Training FLOP,loss\n1e8,1e18,3.0\n"
+    small = dataclasses.replace(DATASETS["chinchilla"], sha256=hashlib.sha256(good).hexdigest())
+    monkeypatch.setitem(DATASETS, "chinchilla", small)
+    cache = tmp_path / "dl"
+    cache.mkdir()
+    stale = cache / "chinchilla_epoch2024.csv"
+    stale.write_bytes(b"<html>truncated")
+    bad_hash = hashlib.sha256(b"<html>truncated").hexdigest()
+    with pytest.raises(InputError, match=f"has sha256 {bad_hash}.*download=False"):
+        path("chinchilla", cache_dir=cache, download=False)
+    assert not available("chinchilla", cache_dir=cache)
+    calls = []
+    serve(monkeypatch, good, calls)
+    assert path("chinchilla", cache_dir=cache) == stale
+    assert stale.read_bytes() == good and len(calls) == 1
+    assert path("chinchilla", cache_dir=cache) == stale and len(calls) == 1
 
 
 def test_derived_table_without_url_asks_for_data_dir():
     with pytest.raises(InputError) as e:
-        path("overtraining")
+        path("marin")
     msg = str(e.value)
-    assert "no download URL" in msg and "overtraining_gadre2024.csv" in msg
+    assert "no download URL" in msg and "marin_comma_isoflops.csv" in msg
+    assert "BAYESCALE_DATA_DIR is not set" in msg
     assert "set BAYESCALE_DATA_DIR to a folder holding" in msg
+    with pytest.raises(InputError, match="no download URL"):
+        load("marin")
+
+
+def test_marin_from_data_dir(data_dir):
+    runs = load("marin")
+    raw = pd.read_csv(data_dir / "marin_comma_isoflops.csv")
+    assert len(runs) == 85 == len(raw)
+    np.testing.assert_array_equal(runs.N, raw["params"].to_numpy(dtype=float))
+    np.testing.assert_allclose(runs.C, 6 * raw["params"] * raw["tokens"], rtol=1e-12)
+    assert runs.provenance["dataset"] == "marin"
 
 
 def test_download_false():
@@ -187,19 +285,17 @@ def test_load_applies_dataset_defaults(data_dir):
     assert runs.provenance["explicit"] == ["N", "C", "loss"]
     assert len(load("chinchilla", drop_top_loss=0)) == 245
     assert len(load("datablations")) == 296
-    over = load("overtraining")
-    assert len(over) == 104
-    assert sorted(over.frame["group"].unique()) == ["c4_original", "rpj", "rw_original"]
+    assert len(load("overtraining")) == 104
 
 
-def test_load_user_kwargs_override(data_dir):
+def test_load_user_kwargs_override():
     runs = load("overtraining", group="c4_original", mapping={"loss": "loss_openlm"})
-    raw = pd.read_csv(data_dir / "overtraining_gadre2024.csv")
+    raw = pd.read_csv(PACKAGE_DATA / "overtraining_gadre2024.csv")
     raw = raw[raw["dataset_name"] == "c4_original"]
     np.testing.assert_array_equal(runs.loss, raw["loss_openlm"].to_numpy())
     assert runs.provenance["mapping"]["group"] == "dataset_name"
-    with pytest.raises(InputError, match="only 240 runs"):
-        load("chinchilla", n_params_required=241)
+    with pytest.raises(InputError, match="only 296 runs"):
+        load("datablations", n_params_required=297)
 
 
 # --------------------------------------------------------------------------------------------

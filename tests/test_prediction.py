@@ -173,8 +173,12 @@ def test_prediction_table():
     assert list(df.columns) == [
         "N", "D", "C", "median", "mean", "ci_lower", "ci_upper", "pi_lower", "pi_upper",
         "p_below_target", "p_law_below_target",
-        "extrapolation_N", "extrapolation_D", "extrapolation_C",
+        "extrapolation_N", "extrapolation_D", "extrapolation_C", "validated",
     ]
+    # both queries lie within the fitted compute (nothing to validate)
+    assert df["validated"].tolist() == [True, True]
+    beyond = prediction_table(predict(fit, N=1e11, D=1e12))  # a single card validated nothing
+    assert beyond["validated"].tolist() == [False]
     assert df.attrs["ci_prob"] == 0.8 and df.attrs["target_loss"] == 2.5
     np.testing.assert_array_equal(df["pi_upper"], ds["pi"].sel(ci_bound="upper"))
     assert "p_below_target" not in prediction_table(predict(fit, N=1e9, D=1e10)).columns

@@ -23,6 +23,14 @@ def data_dir():
     return DATA
 
 
+@pytest.fixture
+def bundled_dir():
+    """The tables shipped inside the package (bayescale/data): always there, offline."""
+    from bayescale import datasets
+
+    return Path(datasets.__file__).resolve().parent / "data"
+
+
 def write(tmp_path, text, name="runs.csv"):
     p = tmp_path / name
     p.write_text(text, encoding="utf-8")
@@ -74,18 +82,20 @@ def test_chinchilla_drop_top_loss_drops_the_five_highest(data_dir):
     assert runs.provenance["sha256"] != full.provenance["sha256"]
 
 
-def test_datablations_columns_and_repeated_run_names(data_dir):
-    runs = load_runs(data_dir / "datablations_muennighoff2023.csv")
+def test_datablations_columns_and_repeated_run_names(bundled_dir):
+    runs = load_runs(bundled_dir / "datablations_muennighoff2023.csv")
     prov = runs.provenance
     assert len(runs) == 296
     assert prov["mapping"] == {
         "N": "params_N",
         "D": "tokens_D",
         "loss": "val_loss",
+        "U": "unique_tokens_U",
         "run": "run_name",
     }
     assert prov["derived"] == {"C": "6ND"}
-    assert prov["alternatives"] == {"D": ["unique_tokens_U"]}
+    assert prov["alternatives"] == {}
+    assert (runs.U <= runs.D).all() and runs.U.min() > 0
     np.testing.assert_allclose(runs.C, 6 * runs.N * runs.D)
     # repeated seeds share a run name in the file; ids are made unique, first row kept readable
     assert runs.frame["run"].is_unique
@@ -93,8 +103,8 @@ def test_datablations_columns_and_repeated_run_names(data_dir):
     assert "#k" in prov["run_ids"]
 
 
-def test_overtraining_params_beats_params_no_embed_and_loss_is_ambiguous(data_dir):
-    path = data_dir / "overtraining_gadre2024.csv"
+def test_overtraining_params_beats_params_no_embed_and_loss_is_ambiguous(bundled_dir):
+    path = bundled_dir / "overtraining_gadre2024.csv"
     with pytest.raises(InputError, match=r"missing column 'loss'.*loss_c4_val.*--map loss=") as e:
         load_runs(path)
     assert "\n" not in str(e.value)
@@ -108,8 +118,8 @@ def test_overtraining_params_beats_params_no_embed_and_loss_is_ambiguous(data_di
     assert "group" not in runs.frame  # dataset_name is not taken as group unless mapped
 
 
-def test_overtraining_group_needs_mapping_then_selects(data_dir):
-    path = data_dir / "overtraining_gadre2024.csv"
+def test_overtraining_group_needs_mapping_then_selects(bundled_dir):
+    path = bundled_dir / "overtraining_gadre2024.csv"
     with pytest.raises(InputError, match=r"needs a group column.*dataset_name.*--map group="):
         load_runs(path, mapping={"loss": "loss_c4_val"}, group="c4_original")
     runs = load_runs(

@@ -1,0 +1,287 @@
+"""Fit a law ensemble: every card on all runs, rolling forecasts, stacking weights, discrepancy.
+
+References
+----------
+Yao, Y., Vehtari, A., Simpson, D. & Gelman, A. (2018). Using stacking to average Bayesian
+predictive distributions. Bayesian Analysis 13(3).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from bayescale.ensemble.members import ENSEMBLE_ATTR
+from bayescale.ensemble.rolling import DEFAULT_FRACS, forecast_piece, rolling_splits
+from bayescale.ensemble.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
+from bayescale.errors import InputError, SamplerWarning
+
+__all__ = ["DEFAULT_CARDS", "assemble", "fit_ensemble", "forecast_weights"]
+
+DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf")
+"""Cards of the default ensemble (see the README, "How far to trust the intervals")."""
+
+
+def fit_ensemble(
+    runs,
+    *,
+    cards=DEFAULT_CARDS,
+    holdout_fracs=DEFAULT_FRACS,
+    draws: int = 2000,
+    tune: int = 1000,
+    chains: int = 4,
+    split_draws: int = 500,
+    split_tune: int = 500,
+    random_seed: int = 0,
+    dirichlet_a: float = DIRICHLET_A,
+    discrepancy: bool = True,
+    sampler: str = "nutpie",
+    strict: bool = False,
+    log_likelihood: bool = True,
+    progress=None,
+    **load_kwargs,
+):
+    """Fit an ensemble of cards, weighted by stacking of rolling-origin forecasts.
+
+    Each card is fitted to all runs (the members). For each rolling split
+    (:func:`bayescale.ensemble.rolling.rolling_splits`) each card is refitted below the split's
+    compute cutoff and its posterior predictive scored on the runs above it. The weights are
+    the posterior mean of Bayesian stacking of those forecast densities
+    (:func:`bayescale.ensemble.stacking.stacking_weights`), and the extrapolation discrepancy
+    ``tau`` maximises the pooled forecast log score of the weighted mixture
+    (:func:`~bayescale.ensemble.stacking.fit_tau`). The largest distance (decades of compute
+    beyond a split's training runs) that the splits forecast is recorded as
+    ``validated_decades``: answers further out are flagged as unvalidated.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        The runs.
+    cards : sequence of str, Path or Card, default :data:`DEFAULT_CARDS`
+        Candidate cards (at least one; names must be distinct).
+    holdout_fracs : sequence of float, default (0.1, 0.2, 0.3)
+        Held-out fractions of the rolling splits.
+    draws, tune, chains : int
+        Sampler settings of the members' fits on all runs.
+    split_draws, split_tune : int
+        Sampler settings of the rolling-split fits (only their forecasts are kept).
+    random_seed : int, default 0
+        Seed of every fit and of the stacking sampler.
+    dirichlet_a : float, default 2
+        Dirichlet prior concentration of the weights.
+    discrepancy : bool, default True
+        Learn ``tau`` (False: ``tau = 0``).
+    sampler : {"nutpie", "pymc"}
+        NUTS implementation.
+    strict : bool, default False
+        Raise on sampler problems of a member's fit.
+    log_likelihood : bool, default True
+        Store each member's pointwise log-likelihood (for PSIS-LOO).
+    progress : bool or callable, optional
+        One progress bar over all fits (see :func:`bayescale.progress.tracker`).
+    **load_kwargs
+        Passed to :func:`bayescale.load_runs` when ``runs`` is a path or frame.
+
+    Returns
+    -------
+    xarray.DataTree
+        Root: ``constant_data``, ``observed_data`` and attrs ``bayescale_ensemble`` (JSON:
+        ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
+        ``card_forecast_lpd``, ``notes``) and the provenance attributes of the member with the
+        largest weight (``bayescale_card``, ``bayescale_runs``, ...). Children ``member_<k>``:
+        the members' fits.
+
+    Raises
+    ------
+    InputError
+        For no cards, duplicate card names, or runs too few for any rolling split.
+
+    References
+    ----------
+    Yao et al. (2018), Bayesian Analysis 13(3); Kennedy & O'Hagan (2001), JRSS B 63(3).
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> ens = fit_ensemble(bs.datasets.simulate(random_seed=0), draws=500)  # doctest: +SKIP
+    >>> bs.ensemble.ensemble_info(ens)["weights"]  # doctest: +SKIP
+    {'chinchilla': 0.41, 'chinchilla-tied': 0.37, 'kaplan-linf': 0.22}
+    """
+
+    from bayescale.cards import load_card
+    from bayescale.fitting import fit
+    from bayescale.progress import tracker
+    from bayescale.runs import load_runs
+
+    card_objs = [load_card(c) for c in cards]
+    if not card_objs:
+        raise InputError("an ensemble needs at least one card")
+    names = [c.name for c in card_objs]
+    if len(set(names)) != len(names):
+        raise InputError(f"ensemble cards must be distinct, got {names}")
+    variables = tuple(dict.fromkeys(v for c in card_objs for v in c.law_spec.variables))
+    runs = load_runs(runs, variables=variables, **load_kwargs) if load_kwargs or not hasattr(
+        runs, "subset") else runs
+    fit_opts = {"sampler": sampler, "random_seed": random_seed}
+    min_train = max(c.n_params for c in card_objs) + 1
+    splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
+    if not splits:
+        raise _too_few(runs, min_train, names, notes)
+    with tracker(progress, total=len(card_objs) * (1 + len(splits)),
+                 description="ensemble fits") as advance:
+        member_fits = []
+        for card in card_objs:
+            member_fits.append(fit(runs, card=card, draws=draws, tune=tune, chains=chains,
+                                   strict=strict, log_likelihood=log_likelihood, **fit_opts))
+            advance()
+        info = forecast_weights(
+            runs, card_objs, holdout_fracs=holdout_fracs, split_draws=split_draws,
+            split_tune=split_tune, chains=chains, random_seed=random_seed, sampler=sampler,
+            dirichlet_a=dirichlet_a, discrepancy=discrepancy, advance=advance,
+        )
+    return assemble(member_fits, info)
+
+
+def assemble(member_fits, info: dict):
+    """The ensemble fit tree of member fits (one card each, on the same runs) and their record.
+
+    Parameters
+    ----------
+    member_fits : sequence of xarray.DataTree
+        Fits in the order of ``info["cards"]``.
+    info : dict
+        At least ``cards``, ``weights`` (card -> weight), ``tau`` and ``validated_decades``.
+
+    Returns
+    -------
+    xarray.DataTree
+        See :func:`fit_ensemble`.
+    """
+    import xarray as xr
+
+    names = list(info["cards"])
+    if len(names) != len(member_fits):
+        raise InputError(f"{len(member_fits)} member fits for {len(names)} cards {names}")
+    weights = np.array([float(info["weights"][n]) for n in names])
+    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+        raise InputError(f"ensemble weights must be >= 0 and not all 0, got {info['weights']}")
+    lead = int(np.argmax(weights))
+    groups = {
+        "constant_data": member_fits[0]["constant_data"].to_dataset(),
+        "observed_data": member_fits[0]["observed_data"].to_dataset(),
+    }
+    tree = xr.DataTree.from_dict(groups)
+    for k, member in enumerate(member_fits):
+        tree[f"member_{k}"] = member
+    tree.attrs = {
+        **member_fits[lead].attrs,
+        ENSEMBLE_ATTR: json.dumps(info, sort_keys=True),
+    }
+    return tree
+
+
+def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draws: int = 500,
+                     split_tune: int = 500, chains: int = 4, random_seed: int = 0,
+                     sampler: str = "nutpie", dirichlet_a: float = DIRICHLET_A,
+                     discrepancy: bool = True, advance=None) -> dict:
+    """Stacking weights, discrepancy and validated distance from rolling forecasts of ``runs``.
+
+    Parameters
+    ----------
+    runs : Runs
+        The runs.
+    card_objs : sequence of Card
+        The candidate cards (distinct names).
+    holdout_fracs, split_draws, split_tune, chains, random_seed, sampler, dirichlet_a,
+    discrepancy
+        As in :func:`fit_ensemble`.
+    advance : callable, optional
+        Called after each split fit (progress).
+
+    Returns
+    -------
+    dict
+        ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
+        ``discrepancy``, ``card_forecast_lpd``, ``split_settings``, ``notes``,
+        ``split_sampler_problems``.
+
+    Raises
+    ------
+    InputError
+        When the runs are too few for any rolling split.
+    """
+    from bayescale.fitting import fit
+
+    names = [c.name for c in card_objs]
+    fit_opts = {"sampler": sampler, "random_seed": random_seed}
+    min_train = max(c.n_params for c in card_objs) + 1
+    splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
+    if not splits:
+        raise _too_few(runs, min_train, names, notes)
+    pieces = []  # pieces[j][k]: split j, card k
+    split_problems = []
+    for split in splits:
+        train, test = runs.subset(~split.mask), runs.subset(split.mask)
+        cmax = float(np.max(train.C))
+        row = []
+        for card in card_objs:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SamplerWarning)
+                post = fit(train, card=card, draws=split_draws, tune=split_tune,
+                           chains=chains, log_likelihood=False, **fit_opts)
+            for w in caught:
+                if issubclass(w.category, SamplerWarning):
+                    split_problems.append(f"split {split.frac:g}: {w.message}")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            row.append(forecast_piece(post, test, train_cmax=cmax))
+            if advance is not None:
+                advance()
+        pieces.append(row)
+    if split_problems:
+        warnings.warn(
+            f"{len(split_problems)} of {len(splits) * len(card_objs)} rolling-split fits had "
+            "sampler problems (their forecasts still count): "
+            + " | ".join(split_problems[:3]) + (" | ..." if len(split_problems) > 3 else ""),
+            SamplerWarning,
+            stacklevel=3,
+        )
+    # every held-out run counts once in the weights' evidence, however many splits hold it out
+    held = np.stack([s.mask for s in splits])
+    multiplicity = np.concatenate([held.sum(axis=0)[s.mask] for s in splits])
+    log_dens = np.concatenate(
+        [np.stack([card_log_density(p) for p in row]) for row in pieces], axis=1
+    )
+    weights, stack_info = stacking_weights(log_dens, multiplicity=multiplicity, a=dirichlet_a,
+                                           random_seed=random_seed)
+    if discrepancy:
+        tau, tau_info = fit_tau(pieces, weights)
+    else:
+        tau, tau_info = 0.0, {}
+    split_docs = [s.to_dict(runs) for s in splits]
+    return {
+        "cards": names,
+        "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
+        "tau": float(tau),
+        "validated_decades": float(max(d["max_delta_decades"] for d in split_docs)),
+        "splits": split_docs,
+        "stacking": {**stack_info, "method": "bayesian stacking of rolling-origin forecasts",
+                     "multiplicity": "each held-out run counts once"},
+        "discrepancy": tau_info,
+        "card_forecast_lpd": {
+            n: float(np.mean(log_dens[k])) for k, n in enumerate(names)
+        },
+        "split_settings": {"draws": split_draws, "tune": split_tune, "chains": chains},
+        "notes": notes,
+        "split_sampler_problems": split_problems,
+    }
+
+
+def _too_few(runs, min_train, names, notes) -> InputError:
+    return InputError(
+        f"{len(runs)} runs are too few for a rolling split with at least {min_train} "
+        f"training runs (cards {', '.join(names)}): " + "; ".join(notes)
+        + ". Fit one card with --law NAME instead."
+    )

@@ -1,0 +1,124 @@
+"""Backtest a pooled fit family by family: hold out each family's largest runs, fit the rest.
+
+Each family is split by compute on its own (:func:`bayescale.backtesting.split_by_compute`), so
+every family is extrapolated, whatever its compute range. The pooled fit is made on all training
+runs at once and scored on each family's held-out runs through :func:`family_view`; with
+``separate=True`` each family is also fitted alone on the same training runs, which is the
+comparison that says whether pooling helps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayescale.errors import InputError
+
+
+def split_families(runs, *, holdout_frac: float = 0.2):
+    """Training and held-out masks, holding out the top ``holdout_frac`` by compute per family.
+
+    Parameters
+    ----------
+    runs : Runs
+        Runs with a ``family`` column.
+    holdout_frac : float, default 0.2
+        Share of each family's runs to hold out.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``True`` for held-out runs.
+    """
+    from bayescale.backtesting import split_by_compute
+
+    if "family" not in runs.frame:
+        raise InputError("split_families needs runs with a family column (load with group_by)")
+    fam = runs.frame["family"].to_numpy(str)
+    test = np.zeros(len(runs), dtype=bool)
+    for lab in np.unique(fam):
+        pos = np.flatnonzero(fam == lab)
+        mask, _ = split_by_compute(runs.C[pos], holdout_frac=holdout_frac, min_train=3)
+        test[pos[mask]] = True
+    return test
+
+
+def backtest_families(
+    runs,
+    *,
+    group_by: str,
+    card="chinchilla",
+    holdout_frac: float = 0.2,
+    separate: bool = False,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int = 0,
+    priors=None,
+):
+    """Per-family backtest of the pooled fit (and optionally of separate per-family fits).
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        Runs of every family.
+    group_by : str
+        Column that labels the families.
+    card : str, Path or Card, default "chinchilla"
+        Model card.
+    holdout_frac : float, default 0.2
+        Share of each family's runs held out (its largest by compute).
+    separate : bool, default False
+        Also fit each family alone on its training runs and score it the same way.
+    draws, tune, chains, random_seed, priors
+        Sampler settings and prior overrides of every fit.
+
+    Returns
+    -------
+    tuple
+        ``(summary, table)``: a DataFrame with one row per family and method (``pooled``,
+        ``separate``): ``n_train``, ``n_test``, ``lpd_mean`` (mean held-out log predictive
+        density of log loss), ``coverage90``, ``mean_abs_error``; and the per-run table of
+        :func:`bayescale.backtesting.score_fit` with ``family`` and ``method`` columns.
+    """
+    import pandas as pd
+
+    from bayescale.backtesting import score_fit
+    from bayescale.cards import load_card
+    from bayescale.families.fitting import fit_families
+    from bayescale.families.views import family_view
+    from bayescale.fitting import fit
+    from bayescale.runs import load_runs
+
+    card = load_card(card, priors=priors)
+    runs = load_runs(runs, group_by=group_by)
+    test = split_families(runs, holdout_frac=holdout_frac)
+    train_runs, test_runs = runs.subset(~test), runs.subset(test)
+    settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+    pooled = fit_families(train_runs, group_by=group_by, card=card, **settings)
+    tables = []
+    fam_test = test_runs.frame["family"].to_numpy(str)
+    fam_train = train_runs.frame["family"].to_numpy(str)
+    for lab in np.unique(fam_test):
+        held = test_runs.subset(fam_test == lab)
+        fits = {"pooled": family_view(pooled, lab)}
+        if separate:
+            fits["separate"] = fit(train_runs.subset(fam_train == lab), card=card, **settings)
+        for method, f in fits.items():
+            t = score_fit(f, held)
+            t.insert(0, "method", method)
+            t.insert(0, "family", lab)
+            t["n_train"] = int((fam_train == lab).sum())
+            tables.append(t)
+    table = pd.concat(tables, ignore_index=True)
+    summary = (
+        table.groupby(["family", "method"], sort=True)
+        .agg(
+            n_train=("n_train", "first"),
+            n_test=("loss", "size"),
+            lpd_mean=("lpd", "mean"),
+            coverage90=("covered90", "mean"),
+            mean_abs_error=("abs_error", "mean"),
+        )
+        .reset_index()
+    )
+    return summary, table

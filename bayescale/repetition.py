@@ -1,0 +1,289 @@
+"""Answers only a data-constrained law can give: the cost of repeating data, and the best epochs.
+
+With the data-constrained law of Muennighoff et al. (2023) (card ``data-constrained``), a run
+that repeats ``U`` unique tokens for ``k`` epochs sees ``D = k U`` tokens whose value decays with
+``R_D*``. Two questions follow, each answered per posterior draw and summarised with intervals:
+
+- :func:`repeat_loss`: the loss of a run that repeats its unique data ``k`` times, at a given
+  model size or compute budget, and its excess over a run that saw ``k U`` fresh tokens;
+- :func:`best_epochs`: with ``U`` unique tokens and ``C`` FLOPs, the split of ``C = 6 N D`` that
+  minimises the loss, i.e. the best number of epochs ``D* / U`` and the model size ``N*``.
+
+References
+----------
+Muennighoff, N. et al. (2023). Scaling Data-Constrained Language Models. arXiv:2305.16264,
+Sec. 5 (Eq. 5) and Sec. 6 (allocation under a unique-data budget).
+Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from bayescale.errors import InputError, SamplerWarning
+from bayescale.laws import FLOPS_PER_PARAM_TOKEN
+from bayescale.prediction import CI_BOUNDS, law_params, predict
+from bayescale.stats import check_ci, median_interval
+
+__all__ = ["best_epochs", "repeat_loss"]
+
+_GRID = 256
+"""Grid points in log D per draw before the golden-section refinement."""
+_GOLDEN_STEPS = 40
+"""Golden-section steps: shrink the bracket by 0.618^40, about 4e-9 of its width."""
+
+
+def _require_u_law(fit):
+    law, params, noise = law_params(fit)
+    if "U" not in law.extra_variables:
+        raise InputError(
+            f"the fit's law {law.name!r} does not model repeated data; fit the "
+            "'data-constrained' card on runs with a unique-token column U"
+        )
+    return law, params, noise
+
+
+def _positive(name, value) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numeric, got {value!r}") from None
+    if a.size == 0 or not np.all(np.isfinite(a) & (a > 0)):
+        raise InputError(f"{name} must be finite and > 0, got {value!r}")
+    return a
+
+
+def repeat_loss(
+    fit,
+    *,
+    U,
+    epochs,
+    N=None,
+    C=None,
+    target_loss=None,
+    ci_prob: float = 0.9,
+    ci_kind: str = "eti",
+    random_seed=0,
+) -> xr.Dataset:
+    """Loss of runs that repeat ``U`` unique tokens for ``epochs`` epochs (``D = epochs * U``).
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        A fit of a law that reads unique tokens (card ``data-constrained``).
+    U : array_like
+        Unique tokens.
+    epochs : array_like
+        Epochs over the unique tokens (``>= 1``; ``1`` is one pass of fresh data).
+    N, C : array_like, optional
+        Exactly one: the model size, or the compute budget (then ``N = C / (6 epochs U)``).
+        ``U``, ``epochs`` and ``N``/``C`` broadcast together.
+    target_loss : float, optional
+        Adds ``p_below_target`` (one new run below it) as in :func:`bayescale.predict`.
+    ci_prob, ci_kind
+        Interval probability and kind (``"eti"`` or ``"hdi"``).
+    random_seed : int, default 0
+        Seed of the noise draws of the predictive interval.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`bayescale.predict`'s variables (``N, D, C, U, median, mean, ci, pi``, ...) plus
+        ``epochs``, ``excess`` (median of the law's loss minus the loss of the same run on
+        ``epochs * U`` fresh tokens, per draw: what repeating costs) and ``excess_ci``.
+
+    Raises
+    ------
+    InputError
+        For a fit whose law ignores ``U``, epochs below 1, or a bad query.
+
+    References
+    ----------
+    Muennighoff et al. (2023), Eq. (5) and Fig. 3 (loss against epochs at fixed compute).
+
+    Examples
+    --------
+    >>> ds = repeat_loss(fit, N=1e9, U=1e10, epochs=[1, 4, 16])  # doctest: +SKIP
+    >>> ds["excess"].values.round(3)  # doctest: +SKIP
+    array([0.   , 0.004, 0.05 ])
+    """
+    check_ci(ci_prob, ci_kind)
+    law, params, _ = _require_u_law(fit)
+    if (N is None) == (C is None):
+        raise InputError("give exactly one of N (model size) and C (compute budget)")
+    u = _positive("U", U)
+    k = _positive("epochs", epochs)
+    if np.any(k < 1):
+        raise InputError(f"epochs must be >= 1 (1 = one pass over the unique data), got {epochs!r}")
+    size = _positive("N" if N is not None else "C", N if N is not None else C)
+    try:
+        u, k, size = np.broadcast_arrays(u, k, size)
+    except ValueError:
+        raise InputError("U, epochs and N/C do not broadcast together") from None
+    u, k, size = (np.array(a, dtype=float).reshape(-1) for a in (u, k, size))
+    d = k * u
+    n = size if N is not None else size / (FLOPS_PER_PARAM_TOKEN * d)
+    ds = predict(
+        fit, N=n, D=d, U=u, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind,
+        random_seed=random_seed,
+    )
+    from bayescale.prediction import loss_block
+
+    repeated = loss_block(law, params, n, d, U=u)
+    fresh = loss_block(law, params, n, d, U=d)
+    repeated -= fresh
+    med, ci = median_interval(repeated, ci_prob=ci_prob, ci_kind=ci_kind, axis=-1)
+    ds["epochs"] = ("query", k)
+    ds["excess"] = ("query", med)
+    ds["excess_ci"] = (("query", "ci_bound"), ci)
+    return ds
+
+
+def _loss_at(law, params, log_d, *, log_c6, log_u):
+    """Law loss at ``D = exp(log_d)``, ``N = (C/6)/D``, ``U = min(U, D)``; shapes broadcast."""
+    log_n = log_c6 - log_d
+    return law.log_loss(np.exp(log_n), np.exp(log_d), params, U=np.exp(np.minimum(log_u, log_d)))
+
+
+def _argmin_draws(law, params, *, log_c6, log_u, log_d_lo, log_d_hi):
+    """Per-draw minimiser of the law's log loss over ``log D`` in ``[lo, hi]``: grid + golden."""
+    p = {k: v[:, None] for k, v in params.items()}
+    grid = np.linspace(log_d_lo, log_d_hi, _GRID)
+    f = _loss_at(law, p, grid[None, :], log_c6=log_c6, log_u=log_u)
+    i = np.argmin(f, axis=1)
+    step = grid[1] - grid[0]
+    a = np.maximum(grid[i] - step, log_d_lo)
+    b = np.minimum(grid[i] + step, log_d_hi)
+    at_edge = (i == 0) | (i == _GRID - 1)
+    p1 = {k: v[:, 0] for k, v in p.items()}
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = b - g * (b - a), a + g * (b - a)
+    f1 = _loss_at(law, p1, x1, log_c6=log_c6, log_u=log_u)
+    f2 = _loss_at(law, p1, x2, log_c6=log_c6, log_u=log_u)
+    for _ in range(_GOLDEN_STEPS):
+        left = f1 < f2  # the minimum lies in [a, x2]
+        a, b = np.where(left, a, x1), np.where(left, x2, b)
+        x_new = np.where(left, b - g * (b - a), a + g * (b - a))
+        f_new = _loss_at(law, p1, x_new, log_c6=log_c6, log_u=log_u)
+        x1, x2 = np.where(left, x_new, x2), np.where(left, x1, x_new)
+        f1, f2 = np.where(left, f_new, f2), np.where(left, f1, f_new)
+    x = 0.5 * (a + b)
+    return x, _loss_at(law, p1, x, log_c6=log_c6, log_u=log_u), at_edge
+
+
+def best_epochs(
+    fit,
+    *,
+    U,
+    C,
+    max_epochs: float = 1e4,
+    ci_prob: float = 0.9,
+    ci_kind: str = "eti",
+) -> xr.Dataset:
+    """Best number of epochs, model size and tokens for ``U`` unique tokens and ``C`` FLOPs.
+
+    For each posterior draw, the loss of the data-constrained law along ``C = 6 N D`` with
+    ``U_D = min(U, D)`` is minimised numerically over ``log D`` (a 256-point grid from ``D =
+    1e-3 min(U, D_chinchilla*)`` to ``max_epochs * U``, then golden-section refinement to 1e-8 in
+    ``log D``). ``epochs* = D* / U``; below 1 means the unique data are not the constraint (the
+    optimum then is the unlimited-data Chinchilla one).
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        A fit of a law that reads unique tokens (card ``data-constrained``).
+    U : array_like
+        Unique-token budgets.
+    C : array_like
+        Compute budgets in FLOPs; broadcast with ``U``.
+    max_epochs : float, default 1e4
+        Upper end of the search in epochs; draws whose optimum lies on it are counted in
+        ``share_at_edge`` and warned about.
+    ci_prob, ci_kind
+        Interval probability and kind.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``query`` and ``ci_bound``. Per query: ``U``, ``C``; medians ``epochs_opt``,
+        ``N_opt``, ``D_opt``, ``loss_opt`` (law loss at each draw's own optimum) with ``_ci``
+        intervals; ``loss_one_epoch`` and its ``_ci`` (the best run that sees each unique token
+        at most once, ``D <= U``: the best you can do without repeating); ``p_repeat``
+        (posterior probability that repeating, ``epochs* > 1``, is best) and ``share_at_edge``.
+
+    Raises
+    ------
+    InputError
+        For a fit whose law ignores ``U``, or non-positive budgets.
+
+    Warns
+    -----
+    SamplerWarning
+        When more than 1% of draws put the optimum at the edge of the search.
+
+    References
+    ----------
+    Muennighoff et al. (2023), Sec. 6 and Fig. 1 (right): allocation under a unique-data budget.
+
+    Examples
+    --------
+    >>> ds = best_epochs(fit, U=1e11, C=1e23)  # doctest: +SKIP
+    >>> float(ds["epochs_opt"][0])  # doctest: +SKIP
+    7.9
+    """
+    check_ci(ci_prob, ci_kind)
+    law, params, _ = _require_u_law(fit)
+    max_epochs = float(_positive("max_epochs", max_epochs))
+    if max_epochs <= 1:
+        raise InputError(f"max_epochs must be > 1, got {max_epochs!r}")
+    u, c = np.broadcast_arrays(_positive("U", U), _positive("C", C))
+    u, c = (np.array(a, dtype=float).reshape(-1) for a in (u, c))
+    q = u.size
+    out = {k: np.empty(q) for k in ("epochs_opt", "N_opt", "D_opt", "loss_opt",
+                                     "loss_one_epoch", "p_repeat", "share_at_edge")}
+    cis = {k: np.empty((q, 2)) for k in ("epochs_opt", "N_opt", "D_opt", "loss_opt",
+                                          "loss_one_epoch")}
+    med = {k: float(np.median(v)) for k, v in params.items()}
+    for j in range(q):
+        log_c6 = np.log(c[j] / FLOPS_PER_PARAM_TOKEN)
+        log_u = np.log(u[j])
+        _, d_chin = law.optimal(c[j], med)
+        lo = np.log(1e-3 * min(u[j], float(d_chin)))
+        hi = log_u + np.log(max_epochs)
+        x, f, edge = _argmin_draws(law, params, log_c6=log_c6, log_u=log_u,
+                                   log_d_lo=lo, log_d_hi=hi)
+        x1, f1, _ = _argmin_draws(law, params, log_c6=log_c6, log_u=log_u,
+                                  log_d_lo=min(lo, log_u - 1.0), log_d_hi=log_u)
+        epochs = np.exp(x - log_u)
+        out["share_at_edge"][j] = float(np.mean(edge & (x > hi - 1e-6)))
+        out["p_repeat"][j] = float(np.mean(epochs > 1.0))
+        for key, draws in (("epochs_opt", epochs), ("D_opt", np.exp(x)),
+                           ("N_opt", np.exp(log_c6 - x)), ("loss_opt", np.exp(f)),
+                           ("loss_one_epoch", np.exp(f1))):
+            m, ci = median_interval(draws, ci_prob=ci_prob, ci_kind=ci_kind)
+            out[key][j], cis[key][j] = m, ci
+    bad = out["share_at_edge"] > 0.01
+    if bad.any():
+        shown = ", ".join(f"U={u[j]:g}, C={c[j]:g}" for j in np.flatnonzero(bad)[:3])
+        warnings.warn(
+            f"best_epochs: the optimum of more than 1% of draws is at max_epochs={max_epochs:g} "
+            f"({shown}); raise max_epochs",
+            SamplerWarning,
+            stacklevel=2,
+        )
+    data = {"U": ("query", u), "C": ("query", c)}
+    for k in ("epochs_opt", "N_opt", "D_opt", "loss_opt", "loss_one_epoch"):
+        data[k] = ("query", out[k])
+        data[f"{k}_ci"] = (("query", "ci_bound"), cis[k])
+    data["p_repeat"] = ("query", out["p_repeat"])
+    data["share_at_edge"] = ("query", out["share_at_edge"])
+    from bayescale.posterior import card_of
+
+    attrs = {"ci_prob": float(ci_prob), "ci_kind": ci_kind, "card": card_of(fit).name,
+             "law": law.name, "max_epochs": max_epochs, "n_draws": int(next(iter(
+                 params.values())).size)}
+    return xr.Dataset(data, coords={"query": np.arange(q), "ci_bound": list(CI_BOUNDS)},
+                      attrs=attrs)
