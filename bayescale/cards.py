@@ -24,7 +24,7 @@ nothing in it is executed. A card looks like::
 input (``A / N^alpha`` at ``N = 1e9``) instead of on the amplitude itself; ``[tie]`` equates a
 parameter with another (``beta = "alpha"``). The optional ``[pooling]`` table names the parameters
 that a fit with several families (``group_by=``, :mod:`bayescale.families`) partially pools, each
-with the prior of its pooling scale (``alpha = "HalfNormal(sigma=0.1)"``: the spread of
+with the prior of its pooling scale (``alpha = "HalfNormal(sigma=0.2)"``: the spread of
 ``log alpha`` across families); parameters not listed are fitted per family with the card's prior.
 """
 

@@ -1335,7 +1335,7 @@ REPORT_FILES = ("report.html", "report.md", "report.json", "posterior.nc", "summ
 def report(
     runs: RunsArg,
     out: OutOpt,
-    law: LawOpt = "chinchilla",
+    law: LawOpt = None,
     compare: Annotated[
         list[str] | None,
         typer.Option("--compare", help="Another card to compare against (repeatable)."),
@@ -1383,7 +1383,9 @@ def report(
 
     check_ci(ci_prob, ci_kind)
     priors = _parse_priors(prior)
-    card = load_card(law, priors=priors)
+    if law is None and (group_by is not None or compare):
+        law = "chinchilla"  # pooled families and --compare take one card
+    card = _cards_for(law, priors)[0] if law is not None else None
     others = [load_card(c) for c in (compare or [])]
     filters = _filters(
         group, drop_top_loss, max_loss, min_loss, min_flops, max_flops, min_params, max_params,
@@ -1391,12 +1393,14 @@ def report(
     )
     if group_by is not None:
         filters["group_by"] = group_by
-    run_table = _load_runs(runs, cards=[card, *others], maps=map, filters=filters)
+    run_table = _load_runs(runs, cards=[*_cards_for(law, priors), *others], maps=map,
+                           filters=filters)
     queries = _query_list(N, D, C)
     out = _check_out_dir(out, REPORT_FILES, [runs])
     from bayescale.report import report as _report
 
-    _err().print(f"building the report of card {card.name} on {len(run_table)} runs in {out}")
+    what = f"card {card.name}" if card is not None else "the law ensemble"
+    _err().print(f"building the report of {what} on {len(run_table)} runs in {out}")
     with _sampler_warnings(), contextlib.redirect_stdout(sys.stderr):
         result = _report(
             run_table,

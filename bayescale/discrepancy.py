@@ -126,9 +126,9 @@ def as_tau(discrepancy, fit=None) -> float:
     if discrepancy is None:
         return 0.0
     if isinstance(discrepancy, str) and discrepancy == "auto":
-        from bayescale.ensemble.members import ensemble_info, is_ensemble
-
-        return float(ensemble_info(fit)["tau"]) if fit is not None and is_ensemble(fit) else 0.0
+        # a law ensemble records its tau (bayescale.ensemble.members.ENSEMBLE_ATTR)
+        record = getattr(fit, "attrs", {}).get("bayescale_ensemble") if fit is not None else None
+        return float(json.loads(record)["tau"]) if record else 0.0
     value = discrepancy.tau if isinstance(discrepancy, Discrepancy) else discrepancy
     try:
         tau = float(value)
@@ -238,8 +238,9 @@ def _best_tau(pieces) -> float:
 
 def _split_piece(train, test, card, frac, *, draws, tune, chains, random_seed):
     """Fit ``train`` and collect the predictive pieces of ``test`` (see :func:`pooled_lpd`)."""
-    from bayescale.backtesting import _fit_predictive, predictive_scores
     from bayescale.fitting import fit
+    from bayescale.forecast import fit_predictive as _fit_predictive
+    from bayescale.forecast import predictive_scores
 
     post = fit(train, card=card, draws=draws, tune=tune, chains=chains,
                random_seed=random_seed, log_likelihood=False)
@@ -323,8 +324,8 @@ def estimate_discrepancy(
     >>> d.tau < 0.01  # doctest: +SKIP
     True
     """
-    from bayescale.backtesting import split_by_compute
     from bayescale.cards import load_card
+    from bayescale.forecast import split_by_compute
     from bayescale.runs import load_runs
 
     card_obj = load_card(card, priors=priors)

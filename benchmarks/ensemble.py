@@ -15,8 +15,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
-
 import bayescale as bs
 from bayescale.errors import SamplerWarning
 

@@ -30,7 +30,8 @@ a fresh process: ``bayescale fit`` with a cold and a warm cache (temporary
 ``BAYESCALE_CACHE_DIR``), a refit in the same process, the former nutpie path
 (``fit(..., backend="pymc-cfunc")``), the model a PyMC user would write (log-amplitude
 Chinchilla, Student-t on log loss) with ``pm.sample()`` defaults but 4 x 2000 draws, a default
-``bayescale report`` and ``bayescale compare`` with three laws (warm cache). It prints whole-process
+``bayescale report`` and ``bayescale compare`` with three laws (cache as the earlier steps left
+it: warm for ``chinchilla``, cold for the other cards). It prints whole-process
 wall time, wall time per 1000 effective samples (min bulk ESS) and the ratios.
 """
 
@@ -290,18 +291,33 @@ def cache_study(*, out_json: Path | None = None) -> dict:
         ("bayescale --help", [str(exe), "--help"], None),
         ("fit, cold cache", [*fit_cmd, "--out", str(tmp / "cold")], tmp / "cold"),
         ("fit, warm cache", [*fit_cmd, "--out", str(tmp / "warm")], tmp / "warm"),
+        ("fit, cold, no helper process", [*fit_cmd, "--out", str(tmp / "nohelper")],
+         "no-helper"),
         ("fit + refit (python, warm)", [*py, PY_FIT.format(**{**fmt, "refit": True})], None),
         ("former path (pymc-cfunc)", [*py, PY_FIT.format(**{**fmt, "backend": "pymc-cfunc"})],
          None),
+        ("former path, no PyTensor cache", [*py, PY_FIT.format(**{**fmt,
+                                                                   "backend": "pymc-cfunc"})],
+         "fresh-pytensor"),
         ("PyMC user model, pm.sample", [*py, USER_MODEL.format(**STUDY_DRAWS)], None),
-        ("report (default, warm)", [str(exe), "report", str(csv), "--drop-top-loss", "5",
+        ("report (default)", [str(exe), "report", str(csv), "--drop-top-loss", "5",
                                     "--out", str(tmp / "report")], None),
-        ("compare, 3 laws (warm)", [str(exe), "compare", str(csv), "--drop-top-loss", "5",
+        ("compare, 3 laws", [str(exe), "compare", str(csv), "--drop-top-loss", "5",
                                     *[a for law in STUDY_LAWS for a in ("--law", law)],
                                     "--out", str(tmp / "compare")], None),
     ]
     for label, cmd, folder in steps:
-        r = _timed(cmd, env)
+        if folder == "no-helper":  # BAYESCALE_COMPILE_HELPER=0, in a cache of its own
+            r = _timed(cmd, {**env, "BAYESCALE_COMPILE_HELPER": "0",
+                             "BAYESCALE_CACHE_DIR": str(tmp / "cache-nohelper")})
+            r["min_ess_bulk"] = _fit_dir_ess(tmp / "nohelper")
+            folder = None
+        elif folder == "fresh-pytensor":  # the former path as a new user meets it: no cache
+            flags = f"base_compiledir={tmp / 'pytensor'}"
+            r = _timed(cmd, {**env, "PYTENSOR_FLAGS": flags})
+            folder = None
+        else:
+            r = _timed(cmd, env)
         if folder is not None and "error" not in r:
             r["min_ess_bulk"] = _fit_dir_ess(folder)
         rows[label] = r
@@ -332,6 +348,13 @@ def cache_study(*, out_json: Path | None = None) -> dict:
         ratios["cold_over_former_cpu"] = cold["cpu_seconds"] / old["cpu_seconds"]
         ratios["former_over_warm_process"] = old["process_seconds"] / warm["process_seconds"]
         ratios["former_over_warm_cpu"] = old["cpu_seconds"] / warm["cpu_seconds"]
+    nohelp = rows["fit, cold, no helper process"]
+    if "error" not in nohelp and "error" not in old:
+        ratios["cold_no_helper_over_former_cpu"] = nohelp["cpu_seconds"] / old["cpu_seconds"]
+    fresh = rows["former path, no PyTensor cache"]
+    if "error" not in cold and "error" not in fresh:
+        ratios["cold_over_former_no_pytensor_cache_cpu"] = (cold["cpu_seconds"]
+                                                            / fresh["cpu_seconds"])
     print("--- ratios")
     for name, value in ratios.items():
         print(f"  {name:<45} {value:6.2f}x")

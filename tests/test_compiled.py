@@ -174,6 +174,16 @@ def test_two_processes_share_one_entry(tmp_path):
     assert compiled._entry_ok(tmp_path / compiled.FORMAT / "k") is None
 
 
+def test_cold_compile_in_process_without_helper(tmp_path, monkeypatch):
+    """BAYESCALE_COMPILE_HELPER=0: the cold compile's own object is used, and published."""
+    log: list = []
+    monkeypatch.setitem(compiled._BUILDERS, compiled._KIND,
+                        lambda model, key: log.append("build") or ("fresh", key))
+    monkeypatch.setenv(compiled.HELPER_ENV, "0")
+    assert compiled._compile_on_disk(None, "k", tmp_path) == ("fresh", "k")
+    assert log == ["build"]  # no helper process, no second load
+
+
 def test_unwritable_cache_dir_still_compiles(tmp_path, monkeypatch, caplog):
     log: list = []
     _fake_builds(monkeypatch, log)
@@ -242,7 +252,8 @@ _CHILD = textwrap.dedent(
 
 def test_cold_and_warm_cache_give_identical_draws(tmp_path):
     """Same seed, same posterior, bit for bit, whether the process compiled or loaded."""
-    env = {**os.environ, compiled.CACHE_ENV: str(tmp_path), "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, compiled.CACHE_ENV: str(tmp_path), compiled.HELPER_ENV: "1",
+           "OPENBLAS_NUM_THREADS": "1"}
     out = []
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", _CHILD.format(card=CARD)], env=env,

@@ -214,3 +214,17 @@ def test_fit_ensemble_end_to_end(sim_ensemble, sim_runs):
 def test_too_few_runs_for_a_split_is_a_clear_error(sim_runs):
     with pytest.raises(InputError, match="too few for a rolling split"):
         bs.fit_ensemble(bs.load_runs(sim_runs).subset(np.arange(7)), draws=10, tune=10)
+
+
+def test_report_of_an_ensemble_shows_weights_and_marks_unvalidated_rows(tmp_path):
+    from bayescale.report import write_report
+
+    ens, _ = _fake_ensemble((0.6, 0.4), tau=0.02, validated=0.5)
+    c_max = float(ens["constant_data"]["C"].max())
+    doc = write_report(ens, tmp_path, budgets=[1e22],
+                       queries={"N": [1e9, 1e11], "C": [c_max, c_max * 1e3]})
+    assert doc["card"]["name"] == "ensemble" and doc["ensemble"]["weights"]["chinchilla"] == 0.6
+    assert [r["validated"] for r in doc["predictions"]] == [True, False]
+    md = (tmp_path / "report.md").read_text()
+    assert "Law ensemble: stacking weights" in md and "UNVALIDATED" in md
+    assert "0.5 decades of compute" in md

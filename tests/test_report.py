@@ -151,8 +151,8 @@ def test_format_number():
 
 def test_report_end_to_end(sim_runs, tmp_path):
     doc = report(
-        sim_runs, out_dir=tmp_path, budgets=[1e20], queries=[{"N": 1e9, "D": 2e10}],
-        draws=1000, tune=1000, chains=4, random_seed=1,
+        sim_runs, card="chinchilla", out_dir=tmp_path, budgets=[1e20],
+        queries=[{"N": 1e9, "D": 2e10}], draws=1000, tune=1000, chains=4, random_seed=1,
     )
     assert {p.name for p in tmp_path.iterdir()} >= {
         "report.html", "report.md", "report.json", "posterior.nc", "summary.csv", "figures"

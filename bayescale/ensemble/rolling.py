@@ -75,7 +75,7 @@ def rolling_splits(runs, *, fracs=DEFAULT_FRACS, min_train: int) -> tuple[list[S
     >>> [round(s.mask.mean(), 2) for s in splits]
     [0.11, 0.2]
     """
-    from bayescale.backtesting import split_by_compute
+    from bayescale.forecast import split_by_compute
 
     splits, notes, seen = [], [], set()
     for frac in fracs:
@@ -109,8 +109,8 @@ def forecast_piece(fit, test, *, train_cmax: float) -> dict:
     dict
         ``y``, ``mu``, ``sigma``, ``nu``, ``family``, ``delta``, ``C``.
     """
-    from bayescale.backtesting import _fit_predictive
     from bayescale.discrepancy import extrapolation_decades
+    from bayescale.forecast import fit_predictive as _fit_predictive
 
     frame = test.frame
     N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)

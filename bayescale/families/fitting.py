@@ -85,7 +85,7 @@ def fit_families(
         Column whose values label the families (e.g. ``"dataset_name"``).
     card : str, Path or Card, default "chinchilla"
         Model card; its ``[pooling]`` table says which parameters are pooled (none: every
-        parameter is fitted per family, only the noise is shared).
+        parameter and the noise are fitted per family: separate fits in one joint posterior).
     priors : Mapping, optional
         Prior overrides (of the card's parameters; a pooled parameter's prior is that of its
         centre ``mu_<p>``).
