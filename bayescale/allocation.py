@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from bayescale.errors import InputError
-from bayescale.laws import FLOPS_PER_PARAM_TOKEN, Law
+from bayescale.laws import FLOPS_PER_PARAM_TOKEN, Law, grid_golden_min
 from bayescale.posterior import card_of
 from bayescale.prediction import CI_BOUNDS, _noise_cdf, law_params, loss_block, run_blocks
 from bayescale.stats import (
@@ -41,7 +41,6 @@ from bayescale.stats import (
 
 METHODS = ("auto", "closed", "numeric")
 _LOG6 = float(np.log(FLOPS_PER_PARAM_TOKEN))
-_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 _GRID = 65  # grid points bracketing the numeric optimum (about 0.3 decades apart at C = 1e24)
 
 
@@ -627,26 +626,11 @@ def _inference_log_n(law: Law, p: Mapping, log_c, tokens: float, *, grid: int, s
         return law.log_loss(np.exp(x), np.maximum(d, 1e-300), q)
 
     hi_all = log_c - np.log(FLOPS_PER_PARAM_TOKEN + 2.0 * tokens)
-    step = np.maximum(hi_all, 0.0) / (grid - 1)
-    xs = step[..., None] * np.arange(grid)
-    fs = f(xs, {k: np.asarray(v)[..., None] for k, v in p.items()}, log_c[..., None])
-    i = np.argmin(np.broadcast_to(fs, xs.shape), axis=-1)
-    lo = np.maximum(i - 1, 0) * step
-    hi = np.minimum(i + 1, grid - 1) * step
-    x1 = hi - _GOLDEN * (hi - lo)
-    x2 = lo + _GOLDEN * (hi - lo)
-    f1, f2 = f(x1), f(x2)
-    for _ in range(steps):
-        left = f1 < f2
-        hi = np.where(left, x2, hi)
-        lo = np.where(left, lo, x1)
-        x_keep = np.where(left, x1, x2)
-        f_keep = np.where(left, f1, f2)
-        x_new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
-        f_new = f(x_new)
-        x1, f1 = np.where(left, x_new, x_keep), np.where(left, f_new, f_keep)
-        x2, f2 = np.where(left, x_keep, x_new), np.where(left, f_keep, f_new)
-    return 0.5 * (lo + hi)
+    return grid_golden_min(
+        f, lambda xs: f(xs, {k: np.asarray(v)[..., None] for k, v in p.items()},
+                        log_c[..., None]),
+        hi_all, grid=grid, steps=steps,
+    )
 
 
 def _tokens(inference_tokens) -> float:

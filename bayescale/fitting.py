@@ -187,7 +187,6 @@ def fit(
     model = build_model(card, runs)
     cached = False
     if sampler == "nutpie":
-        import nutpie
 
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -198,18 +197,9 @@ def fit(
             known = {var.name for var in compiled.shared_var_keys}  # one-variable laws drop N or D
             compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
         t1 = time.perf_counter()
-        trace = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=min(chains, os.cpu_count() or 1),
-            seed=random_seed,
-            progress_bar=progress,
-            save_warmup=False,
-            adaptation=adaptation,
-            target_accept=target_accept,
-        )
+        trace = sample_nutpie(compiled, draws=draws, tune=tune, chains=chains,
+                              random_seed=random_seed, progress=progress, adaptation=adaptation,
+                              target_accept=target_accept)
     else:
         import pymc as pm
 
@@ -315,3 +305,22 @@ def _pointwise_loglik(card: Card, posterior, runs, *, block: int = 2_000_000) ->
             y[sl], mu, params["sigma"], family=card.family, nu=params.get("nu")
         )
     return out
+
+
+def sample_nutpie(compiled, *, draws, tune, chains, random_seed, progress, adaptation,
+                  target_accept):
+    """Run nutpie's NUTS on a compiled model with the package's settings (one chain per core)."""
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=min(chains, os.cpu_count() or 1),
+        seed=random_seed,
+        progress_bar=progress,
+        save_warmup=False,
+        adaptation=adaptation,
+        target_accept=target_accept,
+    )

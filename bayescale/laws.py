@@ -614,6 +614,57 @@ def _a_kaplan(p):
 # --------------------------------------------------------------------------------------------
 
 
+def grid_golden_min(f, f_grid, upper, *, grid: int = OPTIMUM_GRID, steps: int = 90):
+    """Per-element minimiser of ``f`` on ``[0, upper]``: a grid bracket, then golden section.
+
+    A function need not be unimodal on the interval (the shifted law can have two local minima
+    along an iso-FLOP line), so ``grid`` evenly spaced points first bracket the global minimum to
+    two grid steps, and ``steps`` golden-section steps shrink that bracket.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x)`` for ``x`` shaped like ``upper``.
+    f_grid : callable
+        ``f_grid(xs)`` for ``xs`` of shape ``upper.shape + (grid,)``.
+    upper : numpy.ndarray
+        Upper end of each interval (the lower end is 0).
+    grid, steps : int
+        Bracketing grid size and golden-section steps.
+
+    Returns
+    -------
+    numpy.ndarray
+        The minimiser, shaped like ``upper``.
+
+    Examples
+    --------
+    >>> x = grid_golden_min(lambda x: (x - 1.3) ** 2, lambda xs: (xs - 1.3) ** 2, np.array([4.0]))
+    >>> round(float(x[0]), 6)
+    1.3
+    """
+    step = np.maximum(upper, 0.0) / (grid - 1)
+    xs = step[..., None] * np.arange(grid)
+    fs = f_grid(xs)
+    i = np.argmin(np.broadcast_to(fs, xs.shape), axis=-1)
+    lo = np.maximum(i - 1, 0) * step
+    hi = np.minimum(i + 1, grid - 1) * step
+    x1 = hi - _GOLDEN * (hi - lo)
+    x2 = lo + _GOLDEN * (hi - lo)
+    f1, f2 = f(x1), f(x2)
+    for _ in range(steps):
+        left = f1 < f2  # minimum in [lo, x2]
+        hi = np.where(left, x2, hi)
+        lo = np.where(left, lo, x1)
+        x_keep = np.where(left, x1, x2)
+        f_keep = np.where(left, f1, f2)
+        x_new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
+        f_new = f(x_new)
+        x1, f1 = np.where(left, x_new, x_keep), np.where(left, f_new, f_keep)
+        x2, f2 = np.where(left, x_keep, x_new), np.where(left, f_keep, f_new)
+    return 0.5 * (lo + hi)
+
+
 @dataclass(frozen=True)
 class Amplitude:
     """How an amplitude parameter relates to its term's log value at a reference input ``x``.
@@ -765,27 +816,11 @@ class Law:
         def f(x):
             return self.log_loss(np.exp(x), np.exp(log_c6 - x), params)
 
-        step = log_c6 / (grid - 1)
-        xs = step[..., None] * np.arange(grid)
-        col = {k: np.asarray(v)[..., None] for k, v in params.items()}
-        fs = self.log_loss(np.exp(xs), np.exp(log_c6[..., None] - xs), col)
-        i = np.argmin(np.broadcast_to(fs, xs.shape), axis=-1)
-        lo = np.maximum(i - 1, 0) * step
-        hi = np.minimum(i + 1, grid - 1) * step
-        x1 = hi - _GOLDEN * (hi - lo)
-        x2 = lo + _GOLDEN * (hi - lo)
-        f1, f2 = f(x1), f(x2)
-        for _ in range(steps):
-            left = f1 < f2  # minimum in [lo, x2]
-            hi = np.where(left, x2, hi)
-            lo = np.where(left, lo, x1)
-            x_keep = np.where(left, x1, x2)
-            f_keep = np.where(left, f1, f2)
-            x_new = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
-            f_new = f(x_new)
-            x1, f1 = np.where(left, x_new, x_keep), np.where(left, f_new, f_keep)
-            x2, f2 = np.where(left, x_keep, x_new), np.where(left, f_keep, f_new)
-        return 0.5 * (lo + hi)
+        def f_grid(xs):
+            col = {k: np.asarray(v)[..., None] for k, v in params.items()}
+            return self.log_loss(np.exp(xs), np.exp(log_c6[..., None] - xs), col)
+
+        return grid_golden_min(f, f_grid, log_c6, grid=grid, steps=steps)
 
     def optimal(self, C, params: Mapping):
         """Compute-optimal ``(N*, D*)`` at budgets ``C`` (numpy): closed form when the law has

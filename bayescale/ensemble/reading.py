@@ -47,7 +47,7 @@ def weights_reading(info: dict, loo: dict | None) -> str:
 
     Examples
     --------
-    >>> info = {"weights": {"a": 0.7, "b": 0.3}, "tau": 0.0, "validated_decades": 0.4,
+    >>> info = {"weights": {"a": 0.8, "b": 0.2}, "tau": 0.0, "validated_decades": 0.4,
     ...         "splits": [{}, {}, {}]}
     >>> weights_reading(info, {"a": 0.1, "b": 0.9}).split(".")[0]
     'The rolling forecasts favour a (weight 0'

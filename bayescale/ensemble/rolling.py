@@ -71,9 +71,9 @@ def rolling_splits(runs, *, fracs=DEFAULT_FRACS, min_train: int) -> tuple[list[S
     --------
     >>> import bayescale as bs
     >>> runs = bs.datasets.simulate(random_seed=0)
-    >>> splits, _ = rolling_splits(runs, fracs=(0.1, 0.2), min_train=8)
-    >>> [round(s.mask.mean(), 2) for s in splits]
-    [0.11, 0.2]
+    >>> splits, notes = rolling_splits(runs, fracs=(0.2, 0.4), min_train=8)
+    >>> [int(s.mask.sum()) for s in splits]  # 5 IsoFLOP budgets of 9 runs: top 1 and top 2
+    [9, 18]
     """
     from bayescale.forecast import split_by_compute
 

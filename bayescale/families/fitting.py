@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import time
 from dataclasses import replace
 
@@ -116,10 +115,9 @@ def fit_families(
     >>> post.posterior["alpha"].dims  # doctest: +SKIP
     ('chain', 'draw', 'family')
     """
-    import nutpie
     import xarray as xr
 
-    from bayescale.fitting import _versions
+    from bayescale.fitting import _versions, sample_nutpie
 
     card = load_card(card, priors=priors)
     if card.law_spec.extra_variables:
@@ -141,18 +139,9 @@ def fit_families(
             N=runs.N, D=runs.D, log_loss_obs=np.log(runs.loss), family_idx=idx
         )
     t1 = time.perf_counter()
-    trace = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=min(chains, os.cpu_count() or 1),
-        seed=random_seed,
-        progress_bar=progress,
-        save_warmup=False,
-        adaptation=adaptation,
-        target_accept=target_accept,
-    )
+    trace = sample_nutpie(compiled, draws=draws, tune=tune, chains=chains,
+                          random_seed=random_seed, progress=progress, adaptation=adaptation,
+                          target_accept=target_accept)
     t2 = time.perf_counter()
     posterior = trace["posterior"].to_dataset()
     keep = posterior_var_names(card) + hyper_names(card)
