@@ -47,7 +47,7 @@ TRUTH = datasets.DEFAULT_PARAMS["chinchilla"]
 SIGMA = 0.01
 BUDGETS = (1e17, 3e17, 1e18)
 TARGET = {"N": 2e9, "D": 4e10}
-FIT = {"draws": 1000, "tune": 1000, "chains": 2}
+FIT = {"card": "chinchilla", "draws": 1000, "tune": 1000, "chains": 2}
 
 
 def true_loss(N, D):
