@@ -253,11 +253,7 @@ def fit(
         )
     tree = xr.DataTree.from_dict(groups)
     tree.attrs = {
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(),
-        "creation_library": "bayescale",
-        "creation_library_version": __version__,
-        "bayescale_card": card.to_json(),
-        "bayescale_runs": json.dumps(runs.provenance, sort_keys=True, default=str),
+        **provenance_attrs(card, runs),
         "bayescale_sampler": json.dumps(
             {
                 "sampler": sampler,
@@ -324,3 +320,14 @@ def sample_nutpie(compiled, *, draws, tune, chains, random_seed, progress, adapt
         adaptation=adaptation,
         target_accept=target_accept,
     )
+
+
+def provenance_attrs(card, runs) -> dict:
+    """Root attributes every fit starts with: creation stamp, card and runs provenance."""
+    return {
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(),
+        "creation_library": "bayescale",
+        "creation_library_version": __version__,
+        "bayescale_card": card.to_json(),
+        "bayescale_runs": json.dumps(runs.provenance, sort_keys=True, default=str),
+    }

@@ -79,13 +79,7 @@ def build_model(card: Card, runs, *, coords_run=None):
             ln = prior.lognormal_params
             if ln is not None:
                 mu, s = ln
-                if ref is not None:
-                    # log term at the reference ~ N(mu, s); at x0 it shifts by e*(lx_ref - lx0)
-                    loc, scale = mu + e * (np.log(ref) - lx0), s
-                elif amp.kind == "power":
-                    loc, scale = mu - e * lx0, s
-                else:
-                    loc, scale = e * (mu - lx0), e * s
+                loc, scale = pivot_prior(amp, e, mu, s, ref=ref, log_x0=lx0)
                 # A data-independent start: nutpie evaluates initial points on the data the
                 # model was compiled with, so a start that moved with the pivot would make a
                 # cached refit differ from a fresh fit with the same seed.
@@ -127,3 +121,18 @@ def posterior_var_names(card: Card) -> list[str]:
         + [f"log_{a.name}" for a in law.amplitudes]
         + list(card.noise_param_names)
     )
+
+
+def pivot_prior(amp, exponent, mu, s, *, ref, log_x0):
+    """Normal ``(loc, scale)`` of an amplitude's log term at ``log_x0`` given its exponent.
+
+    The card's LogNormal(``mu``, ``s``) prior is on the term at the reference ``ref`` (its
+    ``[prior_scale]``), or on the amplitude itself when ``ref`` is None; either way the log term
+    at the pivot is again Normal (an exact change of variables).
+    """
+    if ref is not None:
+        # log term at the reference ~ N(mu, s); at x0 it shifts by e*(lx_ref - lx0)
+        return mu + exponent * (np.log(ref) - log_x0), s
+    if amp.kind == "power":
+        return mu - exponent * log_x0, s
+    return exponent * (mu - log_x0), exponent * s

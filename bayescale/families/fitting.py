@@ -10,14 +10,12 @@ ordinary single-card fit per family.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import time
 from dataclasses import replace
 
 import numpy as np
 
-from bayescale import __version__
 from bayescale.cards import Card, load_card
 from bayescale.diagnostics import check, compute
 from bayescale.errors import InputError
@@ -117,7 +115,7 @@ def fit_families(
     """
     import xarray as xr
 
-    from bayescale.fitting import _versions, sample_nutpie
+    from bayescale.fitting import _versions, provenance_attrs, sample_nutpie
 
     card = load_card(card, priors=priors)
     if card.law_spec.extra_variables:
@@ -174,11 +172,7 @@ def fit_families(
     tree = xr.DataTree.from_dict(groups)
     n_runs = {lab: int((fam_of_run == lab).sum()) for lab in labels}
     tree.attrs = {
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(),
-        "creation_library": "bayescale",
-        "creation_library_version": __version__,
-        "bayescale_card": card.to_json(),
-        "bayescale_runs": json.dumps(runs.provenance, sort_keys=True, default=str),
+        **provenance_attrs(card, runs),
         "bayescale_families": json.dumps(
             {
                 "group_by": str(group_by),

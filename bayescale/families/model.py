@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayescale.cards import Card
+from bayescale.model import pivot_prior
 
 
 def hyper_names(card: Card) -> list[str]:
@@ -137,12 +138,7 @@ def build_pooled_model(card: Card, runs, family_idx, labels):
                     log_amp = t
             elif ln is not None:
                 mu, s = ln
-                if ref is not None:
-                    loc, scale = mu + e * (np.log(ref) - lx0), s
-                elif amp.kind == "power":
-                    loc, scale = mu - e * lx0, s
-                else:
-                    loc, scale = e * (mu - lx0), e * s
+                loc, scale = pivot_prior(amp, e, mu, s, ref=ref, log_x0=lx0)
                 start = np.full(n_fam, float(mu) if ref is not None else 0.0)
                 t = pm.Normal(f"log_{amp.name}_pivot", loc, scale, dims="family", initval=start)
                 log_amp = amp.log_amplitude(t, e, lx0)
