@@ -293,18 +293,19 @@ def backtest(
         raise InputError(f"probs must be probabilities strictly between 0 and 1, got {probs!r}")
     ensemble = card is None and method == "bayes"
     if ensemble:
-        from bayescale.ensemble.build import DEFAULT_CARDS
+        from bayescale.ensemble.build import default_cards
 
         if priors:
             raise InputError("prior overrides need one card: pass card=NAME with priors")
         if discrepancy:
             raise InputError("the ensemble always learns its discrepancy; discrepancy=True "
                              "applies to one card")
-        members = [load_card(c) for c in DEFAULT_CARDS]
-        card_obj = max(members, key=lambda c: c.n_params)
     else:
         card_obj = load_card("chinchilla" if card is None else card, priors=priors)
     runs = load_runs(runs)
+    if ensemble:
+        members = [load_card(c) for c in default_cards(runs)]
+        card_obj = max(members, key=lambda c: c.n_params)
     mask, cut = split_by_compute(
         runs.C, holdout_frac=holdout_frac, cutoff=cutoff, min_train=card_obj.n_params + 1
     )

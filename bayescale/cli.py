@@ -304,7 +304,8 @@ GroupByOpt = Annotated[
     typer.Option(
         "--group-by",
         help="Column labelling families of runs (e.g. dataset_name): fit them all in one "
-        "partially pooled model; every answer is then per family.",
+        "partially pooled model (without --law: the law ensemble, every card pooled); every "
+        "answer is then per family (backtest: pooled against each family alone).",
     ),
 ]
 DropOpt = Annotated[
@@ -425,16 +426,18 @@ def _summary_table(table, *, title: str, truth=None) -> Table:
 def _run_fit(runs, card, *, draws, tune, chains, seed, sampler, progress, group_by=None):
     """Fit with warnings shown on stderr and stdout protected from sampler output.
 
-    ``card`` None (and no ``group_by``) fits the default law ensemble.
+    ``card`` None fits the default law ensemble (pooled over the families with ``group_by``).
     """
     from bayescale.fitting import fit
 
     console = _err()
-    if card is None and group_by is None:
-        from bayescale.ensemble.build import DEFAULT_CARDS
+    if card is None:
+        from bayescale.ensemble.build import default_cards
 
+        pooled = "" if group_by is None else f", each pooled over the families of {group_by!r}"
         console.print(
-            f"fitting the law ensemble [bold]{', '.join(DEFAULT_CARDS)}[/] to {len(runs)} runs "
+            f"fitting the law ensemble [bold]{', '.join(default_cards(runs))}[/] to "
+            f"{len(runs)} runs{pooled} "
             f"(weights and discrepancy from rolling splits): {chains} chains x {draws} draws "
             f"after {tune} tuning steps, seed {seed}"
         )
@@ -557,8 +560,6 @@ def fit(
     from bayescale.stats import check_ci
 
     check_ci(ci_prob, ci_kind)
-    if law is None and group_by is not None:
-        law = "chinchilla"
     fit_cards = _cards_for(law, _parse_priors(prior))
     card = fit_cards[0] if law is not None else None
     filters = _filters(
@@ -1383,8 +1384,8 @@ def report(
 
     check_ci(ci_prob, ci_kind)
     priors = _parse_priors(prior)
-    if law is None and (group_by is not None or compare):
-        law = "chinchilla"  # pooled families and --compare take one card
+    if law is None and compare:
+        law = "chinchilla"  # --compare compares single cards
     card = _cards_for(law, priors)[0] if law is not None else None
     others = [load_card(c) for c in (compare or [])]
     filters = _filters(
@@ -1580,7 +1581,8 @@ def _backtest_families(run_table, card, out, source, *, group_by, method, holdou
     from bayescale.families.backtest import backtest_families
     from bayescale.families.summary import records
 
-    _err().print(f"backtesting card {card.name} pooled over {group_by} and per family alone")
+    what = "the law ensemble" if card is None else f"card {card.name}"
+    _err().print(f"backtesting {what} pooled over {group_by} and per family alone")
     with _sampler_warnings(), contextlib.redirect_stdout(sys.stderr):
         summary, table = backtest_families(
             run_table, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=True,
@@ -1588,9 +1590,16 @@ def _backtest_families(run_table, card, out, source, *, group_by, method, holdou
         )
     _write_csv(out / "backtest.csv", table, index=False)
     _write_csv(out / "backtest_summary.csv", summary, index=False)
+    ensemble = summary.attrs.get("ensemble")
     if as_json:
-        _print_json({"group_by": group_by, "summary": records(summary)})
+        _print_json({"group_by": group_by, "summary": records(summary),
+                     **({"ensemble": ensemble} if ensemble else {})})
         return
+    if ensemble:
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in ensemble["weights"].items())
+        _err().print(f"pooled ensemble (training runs): weights {weights}; tau "
+                     f"{ensemble['tau']:.3g}; validated {ensemble['validated_decades']:.2f} "
+                     "decades")
     t = Table(title=f"Per-family backtest: top {holdout_frac:g} by compute held out per family")
     for col in summary.columns:
         t.add_column(str(col), justify="right")
@@ -1661,7 +1670,7 @@ def backtest(
         raise InputError(f"--method must be bayes or mle, got {method!r}")
     if discrepancy and method != "bayes":
         raise InputError(f"--discrepancy needs --method bayes, got {method!r}")
-    if law is None and (group_by is not None or method != "bayes" or discrepancy):
+    if law is None and (method != "bayes" or discrepancy):
         law = "chinchilla"  # the ensemble is the Bayesian default; these modes take one card
     bt_cards = _cards_for(law, _parse_priors(prior))
     card = bt_cards[0] if law is not None else None

@@ -93,9 +93,12 @@ def law_params(fit) -> tuple[Law, dict[str, np.ndarray], dict]:
 
 def _mixture_law_params(fit):
     """``law_params`` of an ensemble: each member's draws thinned to its weight, combined."""
-    from bayescale.ensemble.members import member_draw_indices
+    from bayescale.ensemble.members import member_draw_indices, members
     from bayescale.ensemble.mixture import mixture_law_params
 
+    # a member with weight 0 has no draws, but its inputs (U) stay valid queries of the ensemble
+    variables = tuple(dict.fromkeys(
+        v for _, _, tree in members(fit) for v in card_of(tree).law_spec.variables))
     parts = []
     for tree, idx in member_draw_indices(fit):
         law, params, noise = law_params(tree)
@@ -103,7 +106,7 @@ def _mixture_law_params(fit):
         noise = {**noise, "sigma": noise["sigma"][idx],
                  "nu": None if noise["nu"] is None else noise["nu"][idx]}
         parts.append((law, params, noise))
-    return mixture_law_params(parts)
+    return mixture_law_params(parts, variables=variables)
 
 
 def _as_positive(name, value):

@@ -9,6 +9,9 @@ that repeats ``U`` unique tokens for ``k`` epochs sees ``D = k U`` tokens whose 
 - :func:`best_epochs`: with ``U`` unique tokens and ``C`` FLOPs, the split of ``C = 6 N D`` that
   minimises the loss, i.e. the best number of epochs ``D* / U`` and the model size ``N*``.
 
+And the Bayesian counterpart of the authors' two-stage fit (Chinchilla part first, decay
+constants second): :func:`two_stage_fit`, with :func:`stage_one_priors` for its hand-over.
+
 References
 ----------
 Muennighoff, N. et al. (2023). Scaling Data-Constrained Language Models. arXiv:2305.16264,
@@ -19,6 +22,7 @@ Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXi
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import xarray as xr
@@ -28,12 +32,61 @@ from bayescale.laws import FLOPS_PER_PARAM_TOKEN
 from bayescale.prediction import CI_BOUNDS, law_params, predict
 from bayescale.stats import check_ci, median_interval
 
-__all__ = ["best_epochs", "repeat_loss"]
+__all__ = ["best_epochs", "repeat_loss", "repetition_fit", "stage_one_priors", "two_stage_fit"]
 
 _GRID = 256
 """Grid points in log D per draw before the golden-section refinement."""
 _GOLDEN_STEPS = 40
 """Golden-section steps: shrink the bracket by 0.618^40, about 4e-9 of its width."""
+
+
+def repetition_fit(fit):
+    """The part of ``fit`` that models repeated data: what answers questions about epochs.
+
+    A single fit is returned as is. Of a law ensemble (:mod:`bayescale.ensemble`) only the
+    members whose law reads unique tokens ``U`` can say what repeating data costs: the others
+    treat a repeated token as a new one, so mixing them in would make repetition look free. The
+    result is the ensemble of those members, their weights renormalised, with the ensemble's
+    discrepancy and validated distance.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        A fit or a law ensemble.
+
+    Returns
+    -------
+    xarray.DataTree
+        ``fit``, or the sub-ensemble of its repetition-aware members (attr
+        ``bayescale_repetition_weight``: their total weight in the full ensemble).
+
+    Raises
+    ------
+    InputError
+        For an ensemble with no member that reads ``U``.
+    """
+    import json
+
+    from bayescale.ensemble import assemble, ensemble_info, is_ensemble, members
+    from bayescale.posterior import card_of
+
+    if not is_ensemble(fit):
+        return fit
+    keep = [(name, w, tree) for name, w, tree in members(fit)
+            if "U" in card_of(tree).law_spec.extra_variables]
+    if not keep:
+        raise InputError(
+            "no member of the law ensemble models repeated data; the default ensemble adds the "
+            "'data-constrained' card when the runs have a unique-token column U and some run "
+            "repeats data"
+        )
+    total = float(sum(w for _, w, _ in keep))
+    info = ensemble_info(fit)
+    names = [n for n, _, _ in keep]
+    weights = {n: (w / total if total > 0 else 1.0 / len(keep)) for n, w, _ in keep}
+    sub = assemble([t for _, _, t in keep], {**info, "cards": names, "weights": weights})
+    sub.attrs["bayescale_repetition_weight"] = json.dumps(total)
+    return sub
 
 
 def _require_u_law(fit):
@@ -111,6 +164,7 @@ def repeat_loss(
     array([0.   , 0.004, 0.05 ])
     """
     check_ci(ci_prob, ci_kind)
+    fit = repetition_fit(fit)
     law, params, _ = _require_u_law(fit)
     if (N is None) == (C is None):
         raise InputError("give exactly one of N (model size) and C (compute budget)")
@@ -235,6 +289,7 @@ def best_epochs(
     7.9
     """
     check_ci(ci_prob, ci_kind)
+    fit = repetition_fit(fit)
     law, params, _ = _require_u_law(fit)
     max_epochs = float(_positive("max_epochs", max_epochs))
     if max_epochs <= 1:
@@ -287,3 +342,184 @@ def best_epochs(
                  params.values())).size)}
     return xr.Dataset(data, coords={"query": np.arange(q), "ci_bound": list(CI_BOUNDS)},
                       attrs=attrs)
+
+
+# --------------------------------------------------------------------------------------------
+# Two-stage fit: the Chinchilla part from single-epoch runs, then the decay constants
+# --------------------------------------------------------------------------------------------
+
+_BASE = ("E", "A", "B", "alpha", "beta")
+
+
+def _beta_prior(name, x) -> str:
+    """Beta distribution with the mean and variance of the draws ``x`` (all in (0, 1))."""
+    m, v = float(np.mean(x)), float(np.var(x))
+    if not (0 < m < 1 and 0 < v < m * (1 - m)):
+        raise InputError(f"cannot moment-match a Beta prior for {name!r} (mean {m:g}, var {v:g})")
+    k = m * (1 - m) / v - 1
+    return f"Beta(alpha={m * k:.6g}, beta={(1 - m) * k:.6g})"
+
+
+def _lognormal_prior(log_x) -> str:
+    return f"LogNormal(mu={float(np.mean(log_x)):.6g}, sigma={float(np.std(log_x)):.6g})"
+
+
+def stage_one_priors(stage1, *, card="data-constrained-tied", ref=None, carry=_BASE):
+    """Priors of ``E, A, B`` and the exponents of ``card`` from a Chinchilla-type posterior.
+
+    Each carried parameter's prior is moment-matched to its stage-1 posterior: the exponents
+    ``alpha``, ``beta`` Beta (mean and variance), each amplitude LogNormal on its term at the
+    reference size (``log A - alpha log N_ref``, the form of a card's amplitude priors,
+    ``[prior_scale]``), any other (positive) parameter LogNormal (mean and sd of its log). The
+    references default to the geometric means of the stage-1 runs' ``N`` and ``D``, where the
+    term is least correlated with the exponent. The other priors of ``card`` (by default
+    ``R_D*``, ``R_N*`` and the noise) are kept.
+
+    Moment matching keeps each marginal but drops the posterior correlations (chiefly ``E``
+    with the exponent); the returned priors are therefore somewhat less informative jointly than
+    the stage-1 posterior.
+
+    Parameters
+    ----------
+    stage1 : xarray.DataTree
+        A fit with parameters ``E, A, B, alpha, beta`` (e.g. ``chinchilla`` or
+        ``chinchilla-tied`` on single-epoch runs).
+    card : str, Path or Card, default "data-constrained-tied"
+        The card to give the priors to. A tied exponent (``[tie] beta = "alpha"``) takes the
+        prior of ``alpha`` alone.
+    ref : Mapping, optional
+        ``{"A": N_ref, "B": D_ref}`` reference sizes of the amplitude priors.
+    carry : sequence of str, default ("E", "A", "B", "alpha", "beta")
+        Parameters whose priors come from stage 1 (a tied one is skipped). Add ``"R_N_star"``
+        when stage 1 is itself a data-constrained fit whose single-epoch runs include models
+        larger than their data's compute-optimal size.
+
+    Returns
+    -------
+    Card
+        ``card`` with the new priors and ``prior_scale``; its ``source`` says where they came
+        from.
+
+    Raises
+    ------
+    InputError
+        If the stage-1 fit lacks a parameter, or a prior cannot be matched.
+
+    References
+    ----------
+    Muennighoff et al. (2023), Sec. 5: E, A, B, alpha = beta fitted first (to Hoffmann et al.'s
+    C4 IsoFLOP points) and held fixed while R_D*, R_N* are fitted; here they are carried over
+    as priors with their uncertainty instead.
+
+    Examples
+    --------
+    >>> card = stage_one_priors(stage1)  # doctest: +SKIP
+    >>> str(card.priors["alpha"])  # doctest: +SKIP
+    'Beta(alpha=1512.3, beta=2776.1)'
+    """
+    from bayescale.cards import load_card
+    from bayescale.posterior import draws, runs_of
+
+    target = load_card(card)
+    post = draws(stage1)
+    carry = [k for k in carry if k in target.free_params]
+    missing = [k for k in (*_BASE, *carry) if k not in post]
+    if missing:
+        raise InputError(f"the stage-1 fit has no {', '.join(dict.fromkeys(missing))}; fit a "
+                         "Chinchilla or data-constrained card")
+    if ref is None:
+        r = runs_of(stage1)
+        ref = {"A": float(np.exp(np.log(r["N"]).mean())), "B": float(np.exp(np.log(r["D"]).mean()))}
+    ref = {k: float(_positive(f"ref[{k!r}]", ref[k])) for k in ("A", "B")}
+    terms = {"A": np.log(post["A"]) - post["alpha"] * np.log(ref["A"]),
+             "B": np.log(post["B"]) - post["beta"] * np.log(ref["B"])}
+    priors = {}
+    for k in carry:
+        if k in terms:
+            priors[k] = _lognormal_prior(terms[k])
+        elif k in ("alpha", "beta"):
+            priors[k] = _beta_prior(k, post[k])
+        else:
+            priors[k] = _lognormal_prior(np.log(_positive(f"stage-1 draws of {k}", post[k])))
+    from bayescale.posterior import card_of
+
+    out = target.with_priors(priors)
+    note = (f"two-stage: {', '.join(priors)} moment-matched to a {card_of(stage1).name} fit "
+            f"of {len(runs_of(stage1))} runs")
+    return replace(out, prior_scale=ref, source=f"{target.source} ({note})".strip())
+
+
+def two_stage_fit(
+    runs,
+    *,
+    card="data-constrained-tied",
+    stage1_card="chinchilla-tied",
+    ref=None,
+    carry=_BASE,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int = 0,
+):
+    """Fit the data-constrained law in two stages: single-epoch runs, then repeated ones.
+
+    Stage 1 fits ``stage1_card`` (a Chinchilla card) on the runs that see each token once
+    (``U >= D``). Stage 2 fits ``card`` on the runs that repeat data (``U < D``), with the
+    priors of ``E, A, B`` and the exponents moment-matched to the stage-1 posterior
+    (:func:`stage_one_priors`). Each run is used once, so this is sequential Bayesian updating
+    (up to the moment matching), and the decay constants keep the card's priors.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        Runs with a unique-token column ``U``.
+    card : str, Path or Card, default "data-constrained-tied"
+        Stage-2 card (a law that reads ``U``).
+    stage1_card : str, Path or Card, default "chinchilla-tied"
+        Stage-1 card, with parameters ``E, A, B, alpha, beta``.
+    ref, carry
+        Reference sizes of the amplitude priors and parameters carried over (see
+        :func:`stage_one_priors`).
+    draws, tune, chains, random_seed
+        Sampler settings of both fits (:func:`bayescale.fit`).
+
+    Returns
+    -------
+    tuple of xarray.DataTree
+        ``(stage1, stage2)``; ``stage2`` is the data-constrained fit, its card (with the
+        stage-1 priors) stored as for any fit.
+
+    Raises
+    ------
+    InputError
+        For runs without ``U``, or a stage with fewer runs than its card has parameters + 1.
+
+    References
+    ----------
+    Muennighoff et al. (2023), Sec. 5 and huggingface/datablations ``utils/parametric_fit.ipynb``
+    (their stage 1 used Hoffmann et al.'s C4 IsoFLOP points, which are not repeated-data runs).
+
+    Examples
+    --------
+    >>> stage1, fit = two_stage_fit("datablations.csv")  # doctest: +SKIP
+    >>> float(fit.posterior["R_D_star"].median())  # doctest: +SKIP
+    """
+    from bayescale.cards import load_card
+    from bayescale.fitting import fit
+    from bayescale.runs import load_runs
+
+    target = load_card(card)
+    first = load_card(stage1_card)
+    if "U" not in target.law_spec.extra_variables:
+        raise InputError(f"the stage-2 card {target.name!r} does not read unique tokens U")
+    runs = load_runs(runs, variables=("N", "D", "U"))
+    single = np.asarray(runs.U, float) >= np.asarray(runs.D, float)
+    for label, mask, c in (("single-epoch (U >= D)", single, first),
+                           ("repeated-data (U < D)", ~single, target)):
+        if mask.sum() < c.n_params + 1:
+            raise InputError(f"{int(mask.sum())} {label} runs; card {c.name!r} needs at least "
+                             f"{c.n_params + 1}")
+    opts = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+    stage1 = fit(runs.subset(single), card=first, **opts)
+    prior_card = stage_one_priors(stage1, card=target, ref=ref, carry=carry)
+    return stage1, fit(runs.subset(~single), card=prior_card, **opts)

@@ -894,7 +894,7 @@ def report(
     card : str, Path, Card or None, default None
         Model card. None: the default law ensemble (:func:`bayescale.ensemble.fit_ensemble`),
         backtested nested (its weights and discrepancy refitted on the training runs only);
-        with ``group_by``, the chinchilla card.
+        with ``group_by``, the same ensemble with every card pooled over the families.
     out_dir : str or Path
         Destination folder.
     priors : Mapping, optional
@@ -935,13 +935,13 @@ def report(
     from bayescale.summary import summarize
 
     check_ci(ci_prob, ci_kind)
-    if card is None and group_by is None:
+    if card is None:  # the law ensemble (pooled over the families with group_by)
         if priors:
             raise InputError("prior overrides need one card: pass card=NAME with priors")
         if compare_cards:
             raise InputError("compare_cards compares single cards: pass card=NAME as well")
     else:
-        card = load_card("chinchilla" if card is None else card, priors=priors)
+        card = load_card(card, priors=priors)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out_dir {out_dir} exists and is not a folder")

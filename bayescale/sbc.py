@@ -40,16 +40,30 @@ MAX_REJECT_FACTOR = 50
 """Give up when more than this many ladders per requested simulation are rejected."""
 
 
-def default_design() -> pd.DataFrame:
-    """A realistic IsoFLOP ladder: 5 budgets (1e17 to 1e19 FLOPs) x 9 model sizes.
+def default_design(card=None) -> pd.DataFrame:
+    """The default runs design of an SBC: an IsoFLOP ladder, or a repeated-data grid.
 
-    The design of :func:`bayescale.datasets.simulate`: sizes log-spaced from ``N*/8`` to ``8 N*``
-    around the compute-optimal size of the default Chinchilla parameters, ``D = C / (6 N)``.
+    For laws of ``N`` and ``D`` only (and without ``card``): a realistic IsoFLOP ladder, 5
+    budgets (1e17 to 1e19 FLOPs) x 9 model sizes, the design of
+    :func:`bayescale.datasets.simulate`: sizes log-spaced from ``N*/8`` to ``8 N*`` around the
+    compute-optimal size of the default Chinchilla parameters, ``D = C / (6 N)``. For a card
+    whose law also reads unique tokens ``U`` (``data-constrained``): :func:`repeat_design`.
+
+    Parameters
+    ----------
+    card : str, Path or Card, optional
+        Model card whose law decides the design; None gives the IsoFLOP ladder.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``N`` and ``D`` (45 rows).
+        Columns ``N`` and ``D`` (45 rows), plus ``U`` from :func:`repeat_design` for a law that
+        reads it.
+
+    Raises
+    ------
+    InputError
+        For a card whose law reads an input other than ``N``, ``D`` and ``U``.
 
     References
     ----------
@@ -60,26 +74,121 @@ def default_design() -> pd.DataFrame:
     >>> d = default_design()
     >>> d.shape, list(d.columns)
     ((45, 2), ['N', 'D'])
+    >>> list(default_design("data-constrained").columns)
+    ['N', 'D', 'U']
     """
+    if card is not None:
+        extra = load_card(card).law_spec.extra_variables
+        if extra == ("U",):
+            return repeat_design()
+        if extra:
+            raise InputError(
+                f"no default SBC design for a law that reads {', '.join(extra)}; pass design="
+            )
     from bayescale.datasets import simulate
 
     sim = simulate(sigma=0.0, random_seed=0)
     return pd.DataFrame({"N": sim["N"].to_numpy(), "D": sim["D"].to_numpy()})
 
 
-def _check_design(design) -> pd.DataFrame:
+REPEAT_SIZES = (5e7, 5e8, 5e9)
+"""Model sizes of :func:`repeat_design` (parameters)."""
+REPEAT_UNIQUE = (5e8, 5e9, 5e10)
+"""Unique-token budgets of :func:`repeat_design`."""
+REPEAT_EPOCHS = (1.0, 2.0, 4.0, 8.0, 16.0, 40.0)
+"""Epochs over the unique tokens in :func:`repeat_design` (``D = epochs * U``)."""
+
+
+def repeat_design(
+    *, sizes=REPEAT_SIZES, unique_tokens=REPEAT_UNIQUE, epochs=REPEAT_EPOCHS
+) -> pd.DataFrame:
+    """A Datablations-like design: every model size on every unique-token budget and epoch count.
+
+    Each run trains a model of ``N`` parameters on ``U`` unique tokens repeated ``epochs`` times,
+    ``D = epochs * U``. Epochs from 1 (fresh data) to 40 span the decay of repeated tokens
+    (``R_D*`` is order 10 epochs). Sizes and budgets each span two decades, so runs fall below
+    and above the compute-optimal size of their unique tokens (about ``U / 20`` under
+    Chinchilla's allocation), where excess parameters decay with ``R_N*``: both decay constants
+    are identifiable. The default grid has 3 x 3 x 6 = 54 runs.
+
+    Parameters
+    ----------
+    sizes : sequence of float, default ``REPEAT_SIZES``
+        Model sizes ``N``.
+    unique_tokens : sequence of float, default ``REPEAT_UNIQUE``
+        Unique-token budgets ``U``.
+    epochs : sequence of float, default ``REPEAT_EPOCHS``
+        Epochs (``>= 1``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N``, ``D``, ``U``; ordered by ``U``, then ``N``, then epochs.
+
+    Raises
+    ------
+    InputError
+        For an empty, non-positive or non-finite grid, or epochs below 1.
+
+    References
+    ----------
+    Muennighoff, N. et al. (2023). Scaling Data-Constrained Language Models. arXiv:2305.16264
+    (runs over unique-data budgets, model sizes and epochs).
+
+    Examples
+    --------
+    >>> d = repeat_design()
+    >>> d.shape, list(d.columns), float((d["D"] / d["U"]).max())
+    ((54, 3), ['N', 'D', 'U'], 40.0)
+    """
+    grid = {}
+    for name, values in (("sizes", sizes), ("unique_tokens", unique_tokens), ("epochs", epochs)):
+        x = np.atleast_1d(np.asarray(values, dtype=float))
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x) & (x > 0)):
+            raise InputError(f"{name} must be a non-empty sequence of positive finite numbers")
+        grid[name] = x
+    if np.any(grid["epochs"] < 1):
+        raise InputError(f"epochs must be >= 1, got {grid['epochs'].tolist()}")
+    u, n, k = np.meshgrid(grid["unique_tokens"], grid["sizes"], grid["epochs"], indexing="ij")
+    return pd.DataFrame({"N": n.ravel(), "D": (k * u).ravel(), "U": u.ravel()})
+
+
+_EXTRA_WORDS = {"U": "unique tokens, D / U epochs; see repeat_design()"}
+"""How an error names each extra input of a law."""
+
+
+def _check_design(design, extra=()) -> pd.DataFrame:
+    """Design columns ``N``, ``D`` and the law's ``extra`` inputs (``U``) as float, checked."""
+    want = ("N", "D", *extra)
+    names = " and ".join([", ".join(want[:-1]), want[-1]])
+    either = " or ".join([", ".join(want[:-1]), want[-1]])
     if not isinstance(design, pd.DataFrame):
-        raise InputError(f"design must be a DataFrame with columns N and D, got {type(design)}")
+        raise InputError(f"design must be a DataFrame with columns {names}, got {type(design)}")
     missing = [c for c in ("N", "D") if c not in design.columns]
     if missing:
-        raise InputError(f"design lacks column(s) {', '.join(missing)}; expected columns N and D")
-    out = pd.DataFrame({c: design[c].to_numpy(dtype=float) for c in ("N", "D")})
+        raise InputError(f"design lacks column(s) {', '.join(missing)}; expected columns {names}")
+    for c in extra:
+        if c not in design.columns:
+            what = _EXTRA_WORDS.get(c, "an input of the law")
+            raise InputError(
+                f"design lacks column {c}, which the card's law reads ({what}); "
+                f"expected columns {names}"
+            )
+    out = pd.DataFrame({c: design[c].to_numpy(dtype=float) for c in want})
     bad = np.flatnonzero(~(np.isfinite(out.to_numpy()) & (out.to_numpy() > 0)).all(axis=1))
     if bad.size:
         raise InputError(
-            f"design rows {bad[:10].tolist()} have non-positive or non-finite N or D; "
-            "expected positive finite numbers"
+            f"design rows {bad[:10].tolist()} have non-positive or non-finite "
+            f"{either}; expected positive finite numbers"
         )
+    if "U" in out:
+        # the rounding allowance of bayescale.runs: U may exceed D by a relative 1e-9
+        above = np.flatnonzero(out["U"].to_numpy() > out["D"].to_numpy() * (1 + 1e-9))
+        if above.size:
+            raise InputError(
+                f"design rows {above[:10].tolist()} have unique tokens U above tokens D; "
+                "expected U <= D (D counts every epoch)"
+            )
     return out
 
 
@@ -131,8 +240,9 @@ def prior_draws(card="chinchilla", *, n: int, random_seed=0, design=None) -> pd.
     random_seed : int or numpy.random.Generator, default 0
         Seed of all draws.
     design : pandas.DataFrame, optional
-        Runs design (columns ``N``, ``D``); when given, the log term of each amplitude at the
-        design's geometric-mean input (the model's pivot, ``log_<amp>_pivot``) is added.
+        Runs design (columns ``N``, ``D``; others, such as ``U``, are ignored); when given, the
+        log term of each amplitude at the design's geometric-mean input (the model's pivot,
+        ``log_<amp>_pivot``) is added.
 
     Returns
     -------
@@ -163,8 +273,9 @@ def prior_draws(card="chinchilla", *, n: int, random_seed=0, design=None) -> pd.
 def simulate_runs(card, params: Mapping, design: pd.DataFrame, *, random_seed=0) -> pd.DataFrame:
     """Simulate one ladder of runs: the law at the design plus the card's noise on log loss.
 
-    ``log loss = law.log_loss(N, D, params) + sigma * eps`` with ``eps`` standard Normal or
-    Student-t with ``nu`` degrees of freedom, as in the card's likelihood.
+    ``log loss = law.log_loss(N, D, params, U=U) + sigma * eps`` with ``eps`` standard Normal or
+    Student-t with ``nu`` degrees of freedom, as in the card's likelihood. ``U`` (unique tokens)
+    is read only by laws that take it (``data-constrained``).
 
     Parameters
     ----------
@@ -174,14 +285,22 @@ def simulate_runs(card, params: Mapping, design: pd.DataFrame, *, random_seed=0)
         Law parameters (natural names or ``log_`` amplitudes) and ``sigma`` (and ``nu``), scalars;
         e.g. a row of :func:`prior_draws`.
     design : pandas.DataFrame
-        Columns ``N`` and ``D``.
+        Columns ``N`` and ``D``, and every extra input the card's law reads (``U``, with
+        ``U <= D``; e.g. :func:`repeat_design`); other columns are ignored.
     random_seed : int or numpy.random.Generator, default 0
         Seed of the noise.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``N``, ``D``, ``loss`` (the loss may be non-finite for absurd parameters).
+        Columns ``N``, ``D``, the law's extra inputs (``U``), ``loss`` (the loss may be
+        non-finite for absurd parameters).
+
+    Raises
+    ------
+    InputError
+        For a bad design (a column the law reads missing, values not positive and finite,
+        ``U > D``) or missing noise parameters.
 
     Examples
     --------
@@ -192,7 +311,8 @@ def simulate_runs(card, params: Mapping, design: pd.DataFrame, *, random_seed=0)
     ((45, 3), True)
     """
     card = load_card(card)
-    design = _check_design(design)
+    extra = card.law_spec.extra_variables
+    design = _check_design(design, extra)
     missing = [k for k in card.noise_param_names if k not in params]
     if missing:
         raise InputError(
@@ -200,12 +320,13 @@ def simulate_runs(card, params: Mapping, design: pd.DataFrame, *, random_seed=0)
         )
     rng = np.random.default_rng(random_seed)
     N, D = design["N"].to_numpy(), design["D"].to_numpy()
+    inputs = {k: design[k].to_numpy() for k in extra}
     law_params = {k: float(v) for k, v in params.items() if k not in ("sigma", "nu")}
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        mu = card.law_spec.log_loss(N, D, law_params)
+        mu = card.law_spec.log_loss(N, D, law_params, **inputs)
         eps = draw_noise(rng, N.shape, family=card.family, nu=params.get("nu"))
         loss = np.exp(mu + float(params["sigma"]) * eps)
-    return pd.DataFrame({"N": N, "D": D, "loss": loss})
+    return pd.DataFrame({"N": N, "D": D, **inputs, "loss": loss})
 
 
 def _absurd(loss: np.ndarray, max_loss: float) -> bool:
@@ -358,7 +479,9 @@ def sbc(
     n_sims : int, default 100
         Accepted simulations.
     design : pandas.DataFrame, optional
-        Columns ``N``, ``D``; default :func:`default_design`.
+        Columns ``N``, ``D`` and the law's extra inputs (``U`` for ``data-constrained``);
+        default :func:`default_design` of the card (:func:`repeat_design` for a law that reads
+        ``U``).
     draws, tune, chains : int
         Sampler settings of each fit.
     thin : int, default 4
@@ -415,7 +538,9 @@ def sbc(
             raise InputError(f"{name} must be a positive integer, got {value!r}")
     if not (isinstance(max_loss, (int, float)) and math.isfinite(max_loss) and max_loss > 0):
         raise InputError(f"max_loss must be a positive finite number of nats, got {max_loss!r}")
-    design = _check_design(default_design() if design is None else design)
+    design = _check_design(
+        default_design(card) if design is None else design, card.law_spec.extra_variables
+    )
     law = card.law_spec
     amp_names = {a.name for a in law.amplitudes}
     ranked = list(card.free_params) + list(card.noise_param_names)

@@ -27,12 +27,14 @@ Timings depend on machine load; the load average is printed with each fit.
 (issue 9) instead, on the 240 Epoch runs (``datasets.load("chinchilla", drop_top_loss=5)``,
 ``BAYESCALE_DATA_DIR`` must hold ``chinchilla_epoch2024.csv``), 4 chains x 2000 draws, each in
 a fresh process: ``bayescale fit`` with a cold and a warm cache (temporary
-``BAYESCALE_CACHE_DIR``), a refit in the same process, the former nutpie path
-(``fit(..., backend="pymc-cfunc")``), the model a PyMC user would write (log-amplitude
-Chinchilla, Student-t on log loss) with ``pm.sample()`` defaults but 4 x 2000 draws, a default
-``bayescale report`` and ``bayescale compare`` with three laws (cache as the earlier steps left
-it: warm for ``chinchilla``, cold for the other cards). It prints whole-process
-wall time, wall time per 1000 effective samples (min bulk ESS) and the ratios.
+``BAYESCALE_CACHE_DIR``), cold with PyTensor's cache empty too (a new user), with a warm cache
+whose load record was removed (the former warm path: PyTensor rewrites the graphs), a refit in
+the same process, the former nutpie path (``fit(..., backend="pymc-cfunc")``), the model a PyMC
+user would write (log-amplitude Chinchilla, Student-t on log loss) with ``pm.sample()``
+defaults but 4 x 2000 draws, a default ``bayescale report`` and ``bayescale compare`` with three
+laws (cache as the earlier steps left it: warm for ``chinchilla``, cold for the other cards). It
+prints whole-process wall time, wall time per 1000 effective samples (min bulk ESS) and the
+ratios.
 """
 
 from __future__ import annotations
@@ -267,6 +269,20 @@ def _fit_dir_ess(folder: Path) -> float | None:
     return float(min(json.loads(tree.attrs["bayescale_diagnostics"])["ess_bulk"].values()))
 
 
+def _drop_load_records(root: Path) -> None:
+    """Remove the load record of every entry under ``root`` (the fit rebuilds and republishes it).
+
+    The next fit then loads as the former warm path did: PyTensor rewrites and compiles the
+    model's graphs, with their numba code loaded from the entry.
+    """
+    from bayescale import compiled
+
+    for entry in (root / compiled.FORMAT).iterdir():
+        if entry.is_dir() and (entry / compiled.META).is_file():
+            (entry / compiled.META).unlink()
+            compiled._write_manifest(entry, entry.name)
+
+
 def cache_study(*, out_json: Path | None = None) -> dict:
     """Issue 9's measurements, each in a fresh process; prints a table and the ratios."""
     data_dir = Path(os.environ.get("BAYESCALE_DATA_DIR", HERE.parent.parent / "shared" / "data"))
@@ -291,8 +307,11 @@ def cache_study(*, out_json: Path | None = None) -> dict:
         ("bayescale --help", [str(exe), "--help"], None),
         ("fit, cold cache", [*fit_cmd, "--out", str(tmp / "cold")], tmp / "cold"),
         ("fit, warm cache", [*fit_cmd, "--out", str(tmp / "warm")], tmp / "warm"),
+        ("fit, warm, PyTensor load", [*fit_cmd, "--out", str(tmp / "warm-pt")], "pytensor-load"),
         ("fit, cold, no helper process", [*fit_cmd, "--out", str(tmp / "nohelper")],
          "no-helper"),
+        ("fit, cold, no PyTensor cache", [*fit_cmd, "--out", str(tmp / "cold-fresh")],
+         "cold-fresh"),
         ("fit + refit (python, warm)", [*py, PY_FIT.format(**{**fmt, "refit": True})], None),
         ("former path (pymc-cfunc)", [*py, PY_FIT.format(**{**fmt, "backend": "pymc-cfunc"})],
          None),
@@ -311,6 +330,16 @@ def cache_study(*, out_json: Path | None = None) -> dict:
             r = _timed(cmd, {**env, "BAYESCALE_COMPILE_HELPER": "0",
                              "BAYESCALE_CACHE_DIR": str(tmp / "cache-nohelper")})
             r["min_ess_bulk"] = _fit_dir_ess(tmp / "nohelper")
+            folder = None
+        elif folder == "cold-fresh":  # a new user: empty bayescale and PyTensor caches
+            r = _timed(cmd, {**env, "BAYESCALE_CACHE_DIR": str(tmp / "cache-fresh"),
+                             "PYTENSOR_FLAGS": f"base_compiledir={tmp / 'pytensor-cold'}"})
+            r["min_ess_bulk"] = _fit_dir_ess(tmp / "cold-fresh")
+            folder = None
+        elif folder == "pytensor-load":  # warm entry without its load record: PyTensor build
+            _drop_load_records(tmp / "cache")
+            r = _timed(cmd, env)
+            r["min_ess_bulk"] = _fit_dir_ess(tmp / "warm-pt")
             folder = None
         elif folder == "fresh-pytensor":  # the former path as a new user meets it: no cache
             flags = f"base_compiledir={tmp / 'pytensor'}"
@@ -352,9 +381,12 @@ def cache_study(*, out_json: Path | None = None) -> dict:
     if "error" not in nohelp and "error" not in old:
         ratios["cold_no_helper_over_former_cpu"] = nohelp["cpu_seconds"] / old["cpu_seconds"]
     fresh = rows["former path, no PyTensor cache"]
-    if "error" not in cold and "error" not in fresh:
-        ratios["cold_over_former_no_pytensor_cache_cpu"] = (cold["cpu_seconds"]
-                                                            / fresh["cpu_seconds"])
+    cold_fresh = rows["fit, cold, no PyTensor cache"]
+    if "error" not in cold_fresh and "error" not in fresh:
+        ratios["cold_over_former_both_without_pytensor_cache_process"] = (
+            cold_fresh["process_seconds"] / fresh["process_seconds"])
+        ratios["cold_over_former_both_without_pytensor_cache_cpu"] = (
+            cold_fresh["cpu_seconds"] / fresh["cpu_seconds"])
     print("--- ratios")
     for name, value in ratios.items():
         print(f"  {name:<45} {value:6.2f}x")

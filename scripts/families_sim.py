@@ -88,7 +88,8 @@ def one_seed(seed: int) -> dict:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SamplerWarning)
             if method == "pooled":
-                post = bs.fit(frame, group_by="family", random_seed=seed, **SETTINGS)
+                post = bs.fit(frame, card="chinchilla", group_by="family", random_seed=seed,
+                              **SETTINGS)
                 view = family_view(post, "c")
             else:  # the default card has 7 parameters, more than 6 runs: Normal noise, 6
                 view = bs.fit(small.drop(columns="family"), card="chinchilla-normal",
@@ -146,7 +147,7 @@ def summarize(results) -> None:
 def different_exponents(seeds) -> None:
     for seed in seeds:
         frame, truth = simulate_families(seed, alphas=(ALPHA, ALPHA, 0.45), small_last=False)
-        post = bs.fit(frame, group_by="family", random_seed=seed, **SETTINGS)
+        post = bs.fit(frame, card="chinchilla", group_by="family", random_seed=seed, **SETTINGS)
         table = pooling_summary(post)
         print(f"\nseed {seed}: true alpha a, b, c = {ALPHA}, {ALPHA}, 0.45")
         print(table.round(3).to_string(index=False))

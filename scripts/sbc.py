@@ -3,12 +3,17 @@
 Usage::
 
     python scripts/sbc.py --cards chinchilla kaplan --n-sims 200 --out sbc-out
+    python scripts/sbc.py --cards data-constrained --n-sims 100 --out sbc-out
+
+Each card is checked on its default design (:func:`bayescale.sbc.default_design`): an IsoFLOP
+ladder for laws of ``N`` and ``D``, a Datablations-like grid of model sizes, unique-token budgets
+and 1-40 epochs (:func:`bayescale.sbc.repeat_design`) for laws that read unique tokens ``U``.
 
 Writes to ``--out``: ``sbc_<card>.png`` and ``.svg`` (rank histograms with the 99% band of a
 uniform histogram), ``sbc_<card>_ranks.csv``, ``sbc_<card>_fits.csv`` (per-simulation sampler
-diagnostics), ``sbc_<card>_truth.csv``; a JSON summary of all cards goes to stdout, progress to
-stderr. Exit code 0 when every card passes the chi-square test (Bonferroni over parameters at
-``--alpha``), 3 when one fails, 2 for bad input.
+diagnostics), ``sbc_<card>_truth.csv``, ``sbc_<card>_design.csv``; a JSON summary of all
+cards goes to stdout, progress to stderr. Exit code 0 when every card passes the chi-square
+test (Bonferroni over parameters at ``--alpha``), 3 when one fails, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def main(argv=None) -> int:
     args = _parse(argv)
     from bayescale.errors import BayescaleError
     from bayescale.io import atomic_write, atomic_write_text
-    from bayescale.sbc import plot_ranks, sbc
+    from bayescale.sbc import default_design, plot_ranks, sbc
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary, failed = {}, False
@@ -53,8 +58,10 @@ def main(argv=None) -> int:
             print(f"[{card}] sim {i}/{n} fitted in {seconds:.1f} s", file=sys.stderr, flush=True)
 
         try:
+            design = default_design(card)
             res = sbc(
                 card,
+                design=design,
                 n_sims=args.n_sims,
                 draws=args.draws,
                 tune=args.tune,
@@ -77,7 +84,8 @@ def main(argv=None) -> int:
                 args.out / f"sbc_{res.card}.{ext}",
                 lambda p, ext=ext, fig=fig: fig.savefig(p, format=ext, dpi=120),
             )
-        for name, frame in (("ranks", res.ranks), ("fits", res.fits), ("truth", res.truth)):
+        frames = (("ranks", res.ranks), ("fits", res.fits), ("truth", res.truth))
+        for name, frame in (*frames, ("design", design)):
             atomic_write_text(args.out / f"sbc_{res.card}_{name}.csv", frame.to_csv(index=False))
         summary[res.card] = {**res.to_dict(), "bonferroni_level": level, "passed": passed}
     print(json.dumps(summary, indent=2, default=str))

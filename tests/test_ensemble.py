@@ -228,3 +228,97 @@ def test_report_of_an_ensemble_shows_weights_and_marks_unvalidated_rows(tmp_path
     md = (tmp_path / "report.md").read_text()
     assert "Law ensemble: stacking weights" in md and "UNVALIDATED" in md
     assert "0.5 decades of compute" in md
+
+
+# --- the data-constrained law joins the default ensemble where the runs repeat data -------------
+
+_DC = {"E": 1.8691, "A": 520.82, "B": 1487.7, "alpha": 0.35266, "beta": 0.35266,
+       "R_D_star": 15.388, "R_N_star": 5.3097}  # Muennighoff et al. (2023), datablations README
+
+
+def _runs_with_unique_tokens(epochs):
+    frame = bs.datasets.simulate(random_seed=0)
+    frame["U"] = frame["D"] / np.resize(np.asarray(epochs, float), len(frame))
+    return bs.load_runs(frame)
+
+
+def test_default_cards_add_the_data_constrained_law_only_when_runs_repeat_data():
+    from bayescale.ensemble import DEFAULT_CARDS, REPEAT_CARDS, default_cards
+
+    assert default_cards(bs.load_runs(bs.datasets.simulate(random_seed=0))) == DEFAULT_CARDS
+    assert default_cards(_runs_with_unique_tokens([1.0])) == DEFAULT_CARDS  # U = D: one epoch
+    assert default_cards(_runs_with_unique_tokens([1.0, 1.0, 4.0])) == (
+        DEFAULT_CARDS + REPEAT_CARDS)
+
+
+def test_fit_ensemble_without_cards_fits_the_default_cards_of_the_runs(monkeypatch):
+    import bayescale.fitting
+    from bayescale.ensemble import build
+
+    seen = []
+
+    def stop(runs, *, card, **_):
+        seen.append(card.name)
+        raise RuntimeError("stop after the first member")
+
+    monkeypatch.setattr(bayescale.fitting, "fit", stop)
+    with pytest.raises(RuntimeError):
+        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
+    monkeypatch.setattr(build, "default_cards", lambda runs: ("data-constrained",))
+    with pytest.raises(RuntimeError):
+        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
+    assert seen == ["chinchilla", "data-constrained"]
+
+
+def test_mixture_with_a_data_constrained_member_reads_unique_tokens():
+    from bayescale.laws import data_constrained_log
+
+    chin = {k: _DC[k] for k in ("E", "A", "B", "alpha", "beta")}
+    fits = [make_fit(chin, card="chinchilla", sigma=1e-4),
+            make_fit(_DC, card="data-constrained", sigma=1e-4)]
+    info = {"cards": ["chinchilla", "data-constrained"], "tau": 0.0, "validated_decades": 1.0,
+            "splits": [], "card_forecast_lpd": {}}
+    q = {"N": 2.0e9, "D": 2.0e11}
+    dc_only = assemble(fits, {**info, "weights": {"chinchilla": 0.0, "data-constrained": 1.0}})
+    chin_only = assemble(fits, {**info, "weights": {"chinchilla": 1.0, "data-constrained": 0.0}})
+    p = {k: v for k, v in _DC.items() if k not in ("A", "B")}
+    for U in (2.0e11, 2.0e10):  # one epoch, then ten epochs of the same unique tokens
+        exact = np.exp(data_constrained_log(q["N"], q["D"], U=U, log_A=np.log(_DC["A"]),
+                                            log_B=np.log(_DC["B"]), **p))
+        got = bs.predict(dc_only, **q, U=U, discrepancy=None)
+        np.testing.assert_allclose(float(got["median"][0]), exact, rtol=1e-9)
+    # ten epochs cost loss under the data-constrained law; the chinchilla member ignores U
+    rep = float(bs.predict(dc_only, **q, U=2.0e10, discrepancy=None)["median"][0])
+    one = float(bs.predict(dc_only, **q, discrepancy=None)["median"][0])
+    assert rep > one
+    a = float(bs.predict(chin_only, **q, U=2.0e10, discrepancy=None)["median"][0])
+    b = float(bs.predict(chin_only, **q, discrepancy=None)["median"][0])
+    assert a == b
+    # the optimum of a mixture with a data-constrained member is defined (unique data to spare)
+    opt = bs.optimal(dc_only, budgets=[1e22])
+    assert np.isfinite(float(opt["N_opt"][0]))
+
+
+def test_repetition_questions_of_an_ensemble_go_to_its_data_constrained_members():
+    from bayescale.repetition import best_epochs, repeat_loss, repetition_fit
+
+    chin = {k: _DC[k] for k in ("E", "A", "B", "alpha", "beta")}
+    fits = [make_fit(chin, card="chinchilla", sigma=1e-4),
+            make_fit(_DC, card="data-constrained", sigma=1e-4)]
+    info = {"cards": ["chinchilla", "data-constrained"], "tau": 0.0, "validated_decades": 1.0,
+            "splits": [], "card_forecast_lpd": {},
+            "weights": {"chinchilla": 0.6, "data-constrained": 0.4}}
+    ens = assemble(fits, info)
+    sub = repetition_fit(ens)
+    assert ensemble_info(sub)["weights"] == {"data-constrained": 1.0}
+    assert json.loads(sub.attrs["bayescale_repetition_weight"]) == pytest.approx(0.4)
+    q = {"N": 1e9, "U": 1e10, "epochs": [1, 4, 16]}
+    a, b = repeat_loss(ens, **q), repeat_loss(fits[1], **q)
+    np.testing.assert_allclose(a["excess"].to_numpy(), b["excess"].to_numpy(), rtol=1e-12)
+    assert float(a["excess"][2]) > float(a["excess"][1]) > 0  # repeating costs loss
+    e1 = best_epochs(ens, U=1e10, C=1e21)
+    e2 = best_epochs(fits[1], U=1e10, C=1e21)
+    np.testing.assert_allclose(e1["epochs_opt"].to_numpy(), e2["epochs_opt"].to_numpy(),
+                               rtol=1e-12)
+    with pytest.raises(InputError, match="no member of the law ensemble models repeated data"):
+        repetition_fit(_fake_ensemble()[0])

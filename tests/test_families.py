@@ -237,7 +237,8 @@ def pooled_fit(small_families):
     # diagnostics at its own tolerance (R-hat < 1.05, no divergences).
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always", SamplerWarning)
-        return bs.fit(frame, group_by="family", draws=1000, tune=1000, chains=4, random_seed=1)
+        return bs.fit(frame, card="chinchilla", group_by="family",
+                      draws=1000, tune=1000, chains=4, random_seed=1)
 
 
 def test_pooled_fit_recovers_shared_exponents_and_family_floors(pooled_fit, small_families):
@@ -262,8 +263,8 @@ def test_cli_fit_group_by_then_contrast(small_families, pooled_fit, tmp_path):
     frame.rename(columns={"family": "corpus"}).to_csv(csv, index=False)
     runner = CliRunner()
     out = tmp_path / "fit"
-    res = runner.invoke(app, ["fit", str(csv), "--group-by", "corpus", "--out", str(out),
-                              "--draws", "300", "--tune", "500", "--seed", "1"])
+    res = runner.invoke(app, ["fit", str(csv), "--group-by", "corpus", "--law", "chinchilla",
+                              "--out", str(out), "--draws", "300", "--tune", "500", "--seed", "1"])
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["group_by"] == "corpus" and set(doc["families"]) == {"a", "b", "c"}
@@ -292,3 +293,101 @@ def test_report_of_a_pooled_fit_has_the_families_section_and_one_figure(fake_poo
     md = (tmp_path / "report.md").read_text()
     assert "Families: contrasts" in md and "figures/families.png" in md
     assert (tmp_path / "figures" / "families.svg").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# The law ensemble of pooled fits (bayescale.families.ensemble)
+# --------------------------------------------------------------------------------------------
+
+def _fake_pooled_ensemble(weights, *, dE=0.05):
+    from bayescale.ensemble import assemble
+
+    a = scattered(seed=1)
+    b = dict(a, E=a["E"] + 0.1)  # family b: floor 0.1 nats higher, in both members
+    first, fits1 = make_pooled_fit({"a": a, "b": b})
+    second, fits2 = make_pooled_fit({"a": dict(a, E=a["E"] + dE), "b": dict(b, E=b["E"] + dE)})
+    names = ["first", "second"]
+    info = {"cards": names, "weights": dict(zip(names, weights, strict=True)), "tau": 0.0,
+            "validated_decades": 0.5, "splits": [], "card_forecast_lpd": {}}
+    return assemble([first, second], info), (fits1, fits2)
+
+
+def test_family_view_of_a_pooled_ensemble_is_the_ensemble_of_the_views(tmp_path):
+    from bayescale.ensemble import ensemble_info, is_ensemble
+
+    ens, (fits1, fits2) = _fake_pooled_ensemble((1.0, 0.0))
+    view = family_view(ens, "b")
+    assert is_ensemble(view) and ensemble_info(view)["weights"] == {"first": 1.0, "second": 0.0}
+    q = {"N": 1e10, "D": 2e11}
+    np.testing.assert_allclose(bs.predict(view, **q, discrepancy=None)["median"].values,
+                               bs.predict(fits1["b"], **q)["median"].values, rtol=1e-12)
+    ds = bs.predict(ens, **q, discrepancy=None)  # per family, from the dispatch on the attrs
+    assert ds["median"].dims[0] == "family" and list(ds["family"].values) == LABELS
+    opt = bs.optimal(ens, budgets=[1e22])
+    np.testing.assert_allclose(opt["loss_opt"].sel(family="a").values,
+                               bs.optimal(fits1["a"], budgets=[1e22])["loss_opt"].values)
+    bs.save(ens, tmp_path / "ens.nc")
+    back = bs.load(tmp_path / "ens.nc")
+    assert family_labels(back) == LABELS and is_ensemble(family_view(back, "a"))
+    with pytest.raises(InputError, match="unknown family"):
+        family_view(ens, "z")
+
+
+def test_contrasts_of_a_pooled_ensemble_compare_answers_at_budgets_draw_by_draw():
+    ens, _ = _fake_pooled_ensemble((0.5, 0.5), dE=0.3)
+    table = contrast(ens, budgets=[1e22], ci_prob=0.9)
+    from bayescale.families.contrast import QUANTITIES_AT_BUDGET
+
+    assert set(table["quantity"]) == set(QUANTITIES_AT_BUDGET)  # no law parameters: laws differ
+    loss = table.set_index("quantity").loc["loss_opt"]
+    # the members differ by 0.3 nats in both families, but a draw of family a and the same
+    # draw of family b come from the same member: the difference stays exactly -0.1
+    np.testing.assert_allclose([loss["median"], loss["lower"], loss["upper"]], -0.1, atol=1e-9)
+    assert loss["p_x_below_y"] == 1.0
+    pooling = pooling_summary(ens)
+    assert list(pooling["card"].unique()) == ["first", "second"]
+
+
+def test_report_of_a_pooled_ensemble(tmp_path):
+    from bayescale.report import write_report
+
+    ens, _ = _fake_pooled_ensemble((0.5, 0.5))
+    doc = write_report(ens, tmp_path, budgets=[1e22])
+    assert list(doc["figures"]) == ["families"]
+    assert {r["family"] for r in doc["families"]["optimal"]} == set(LABELS)
+    assert doc["title"].startswith("bayescale report: law ensemble on")
+    assert doc["card"]["name"] == "ensemble"
+    assert doc["ensemble"]["weights"] == {"first": 0.5, "second": 0.5}
+    assert "ensemble" in (tmp_path / "report.md").read_text().lower()
+
+
+def test_pooled_ensemble_fit_on_simulated_families(small_families):
+    from bayescale.ensemble import ensemble_info
+    from bayescale.families.ensemble import family_splits, fit_families_ensemble
+
+    frame, truth = small_families
+    runs = bs.load_runs(frame, group_by="family")
+    splits, notes = family_splits(runs, fracs=(0.3, 0.3))
+    assert len(splits) == 1 and "no new held-out runs" in notes[0]
+    held = splits[0][1]
+    fam = runs.frame["family"].to_numpy(str)
+    for lab in "abc":  # every family holds out its own top budget (4 runs of 12)
+        assert held[fam == lab].sum() == 4
+        assert runs.C[held & (fam == lab)].min() > runs.C[~held & (fam == lab)].max()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", SamplerWarning)
+        ens = fit_families_ensemble(
+            runs, group_by="family", cards=("chinchilla", "chinchilla-tied"),
+            holdout_fracs=(0.3,), draws=300, tune=300, split_draws=300, split_tune=300,
+            chains=2, log_likelihood=False)
+    info = ensemble_info(ens)
+    assert info["cards"] == ["chinchilla", "chinchilla-tied"] and info["pooled"] is True
+    assert sum(info["weights"].values()) == pytest.approx(1.0)
+    assert info["splits"][0]["n_test"] == 12 and info["validated_decades"] == pytest.approx(1.0)
+    assert family_labels(ens) == ["a", "b", "c"]
+    # the simulated floors differ by 0.2 nats between neighbours: a beats c at every budget
+    loss = contrast(ens, budgets=[1e21]).set_index("pair")
+    row = loss[loss["quantity"] == "loss_opt"].loc["a - c"]
+    assert row["p_x_below_y"] > 0.99 and row["upper"] < 0
+    with pytest.raises(InputError, match="no \\[pooling\\] table"):
+        fit_families_ensemble(runs, group_by="family", cards=("kaplan-N",))

@@ -22,6 +22,7 @@ from bayescale.sbc import (
     default_design,
     plot_ranks,
     prior_draws,
+    repeat_design,
     sbc,
     simulate_runs,
 )
@@ -159,6 +160,111 @@ def test_simulate_runs_kaplan_matches_law_and_needs_noise_params():
 
 
 # ---------------------------------------------------------------------------------------------
+# designs with unique tokens U (data-constrained law)
+
+DC_PARAMS = {
+    "E": 1.87,
+    "A": 520.0,
+    "B": 1490.0,
+    "alpha": 0.35,
+    "beta": 0.36,
+    "R_D_star": 15.4,
+    "R_N_star": 5.3,
+    "sigma": 0.02,
+    "nu": 30.0,
+}
+
+
+def test_repeat_design_is_a_datablations_grid():
+    d = repeat_design()
+    assert list(d.columns) == ["N", "D", "U"] and len(d) == 54
+    epochs = d["D"] / d["U"]
+    np.testing.assert_allclose(sorted(set(epochs)), [1, 2, 4, 8, 16, 40])
+    assert sorted(set(d["N"])) == [5e7, 5e8, 5e9] and sorted(set(d["U"])) == [5e8, 5e9, 5e10]
+    assert not d.duplicated().any()
+    pd.testing.assert_frame_equal(default_design("data-constrained"), d)
+    # laws of N and D keep the IsoFLOP ladder
+    pd.testing.assert_frame_equal(default_design("chinchilla"), default_design())
+    small = repeat_design(sizes=[1e8], unique_tokens=[1e9, 2e9], epochs=[1, 3])
+    assert small["D"].tolist() == [1e9, 3e9, 2e9, 6e9]
+    with pytest.raises(InputError, match="epochs must be >= 1"):
+        repeat_design(epochs=[0.5, 2])
+    with pytest.raises(InputError, match="sizes must be a non-empty sequence of positive"):
+        repeat_design(sizes=[])
+
+
+def test_design_checks_name_the_unique_token_column():
+    d = repeat_design()
+    with pytest.raises(InputError, match="lacks column U, which the card's law reads"):
+        simulate_runs("data-constrained", DC_PARAMS, d.drop(columns="U"))
+    with pytest.raises(InputError, match="lacks column U"):  # before any fit
+        sbc("data-constrained", n_sims=1, design=default_design())
+    above = d.assign(U=d["D"] * 1.01)
+    with pytest.raises(InputError, match=r"rows \[0, 1, 2.*U above tokens D; expected U <= D"):
+        simulate_runs("data-constrained", DC_PARAMS, above)
+    for bad in (0.0, -1e9, np.nan, np.inf):
+        u = d["U"].to_numpy().copy()
+        u[3] = bad
+        with pytest.raises(InputError, match=r"rows \[3\] .*non-finite N, D or U; expected"):
+            simulate_runs("data-constrained", DC_PARAMS, d.assign(U=u))
+    with pytest.raises(InputError, match="columns N, D and U"):
+        simulate_runs("data-constrained", DC_PARAMS, d.to_numpy())
+    # laws without U ignore the column: same ladder as without it
+    params = {k: v for k, v in DC_PARAMS.items() if not k.startswith("R_")}
+    with_u = simulate_runs("chinchilla", params, d, random_seed=4)
+    pd.testing.assert_frame_equal(
+        with_u, simulate_runs("chinchilla", params, d[["N", "D"]], random_seed=4)
+    )
+    assert list(with_u.columns) == ["N", "D", "loss"]
+
+
+def test_simulate_runs_with_unique_tokens_matches_closed_form():
+    from bayescale.laws import data_constrained_log
+
+    design = pd.concat([repeat_design()] * 100, ignore_index=True)
+    runs = simulate_runs("data-constrained", DC_PARAMS, design, random_seed=0)
+    assert list(runs.columns) == ["N", "D", "U", "loss"]
+    np.testing.assert_array_equal(runs["U"], design["U"])
+    p = DC_PARAMS
+    mu = data_constrained_log(
+        design["N"].to_numpy(),
+        design["D"].to_numpy(),
+        U=design["U"].to_numpy(),
+        E=p["E"],
+        log_A=np.log(p["A"]),
+        log_B=np.log(p["B"]),
+        alpha=p["alpha"],
+        beta=p["beta"],
+        R_D_star=p["R_D_star"],
+        R_N_star=p["R_N_star"],
+    )
+    resid = np.log(runs["loss"].to_numpy()) - mu
+    sd = p["sigma"] * math.sqrt(p["nu"] / (p["nu"] - 2))  # Student-t noise on log loss
+    assert abs(resid.mean()) < 4.5 * sd / math.sqrt(resid.size)
+    assert abs(resid.std() - sd) < 0.12 * sd
+    # repetition costs loss: at 40 epochs the mean is above fresh data's (U = D)
+    fresh = load_card("data-constrained").law_spec.log_loss(
+        design["N"].to_numpy(), design["D"].to_numpy(), p
+    )
+    many = (design["D"] / design["U"]).to_numpy() == 40
+    assert (mu[many] > fresh[many]).all()
+    one = (design["D"] == design["U"]).to_numpy()  # one epoch: the law reduces to U = D
+    np.testing.assert_allclose(mu[one], fresh[one], rtol=1e-12)
+    pd.testing.assert_frame_equal(
+        runs, simulate_runs("data-constrained", DC_PARAMS, design, random_seed=0)
+    )
+
+
+def test_prior_draws_data_constrained_decay_constants():
+    d = prior_draws("data-constrained", n=N_DRAWS, random_seed=5, design=repeat_design())
+    for name in ("R_D_star", "R_N_star"):  # LogNormal(2.3, 1): median 10 epochs
+        assert _close(np.log(d[name]), 2.3, 1.0), name
+        assert stats.kstest(np.log(d[name]), stats.norm(2.3, 1.0).cdf).pvalue > 1e-3, name
+    lx0 = np.mean(np.log(repeat_design()["D"]))
+    np.testing.assert_allclose(d["log_B_pivot"], d["log_B"] - d["beta"] * lx0)
+
+
+# ---------------------------------------------------------------------------------------------
 # rank statistics on synthetic ranks (no MCMC)
 
 
@@ -252,6 +358,25 @@ def test_small_sbc_ranks_are_uniform(card, sbc_results):
     assert summary["n_sims"] == SBC_SIMS
 
 
+@pytest.mark.slow
+def test_small_sbc_data_constrained_on_repeat_design(request):
+    # 40 simulations on the 54-run repeat design; seed 0 fixed before any result was seen
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("slow (about a minute): run with -m slow; the full run is "
+                    "`python scripts/sbc.py --cards data-constrained`")
+    card = load_card("data-constrained")
+    res = sbc(card, n_sims=SBC_SIMS, draws=200, tune=300, chains=2, thin=4, random_seed=0)
+    params = list(card.free_params) + list(card.noise_param_names)
+    assert "R_D_star" in params and "R_N_star" in params
+    assert res.n_sims == SBC_SIMS and res.params == params
+    assert res.settings["n_runs"] == len(repeat_design())
+    assert (res.ranks["n_ranks"] == 2 * 50 + 1).all()
+    tests = res.uniformity()
+    level = 0.01 / len(params)  # Bonferroni over parameters
+    bad = tests[tests["chi2_p"] <= level]
+    assert bad.empty, f"SBC of data-constrained not uniform:\n{tests.to_string()}"
+
+
 def test_script_writes_outputs(tmp_path, capsys):
     path = Path(__file__).resolve().parents[1] / "scripts" / "sbc.py"
     spec = importlib.util.spec_from_file_location("sbc_script", path)
@@ -284,3 +409,19 @@ def test_script_writes_outputs(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
     ranks = pd.read_csv(tmp_path / "sbc_chinchilla_ranks.csv")
     assert len(ranks) == 3 * 7
+
+
+def test_script_uses_the_repeat_design_for_unique_tokens(tmp_path, capsys):
+    path = Path(__file__).resolve().parents[1] / "scripts" / "sbc.py"
+    spec = importlib.util.spec_from_file_location("sbc_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--cards", "data-constrained", "--n-sims", "2", "--draws", "100", "--tune", "100"]
+    rc = module.main([*argv, "--out", str(tmp_path)])
+    assert rc in (0, 3)
+    summary = json.loads(capsys.readouterr().out)["data-constrained"]
+    assert summary["n_sims"] == 2 and summary["settings"]["n_runs"] == 54
+    design = pd.read_csv(tmp_path / "sbc_data-constrained_design.csv")
+    pd.testing.assert_frame_equal(design, repeat_design())
+    ranks = pd.read_csv(tmp_path / "sbc_data-constrained_ranks.csv")
+    assert set(ranks["param"]) >= {"R_D_star", "R_N_star"} and len(ranks) == 2 * 9

@@ -23,7 +23,14 @@ predictive distributions. Bayesian Analysis 13(3).
 Kennedy, M. C. & O'Hagan, A. (2001). Bayesian calibration of computer models. JRSS B 63(3).
 """
 
-from bayescale.ensemble.build import DEFAULT_CARDS, assemble, fit_ensemble, forecast_weights
+from bayescale.ensemble.build import (
+    DEFAULT_CARDS,
+    REPEAT_CARDS,
+    assemble,
+    default_cards,
+    fit_ensemble,
+    forecast_weights,
+)
 from bayescale.ensemble.members import (
     ensemble_info,
     is_ensemble,
@@ -33,7 +40,9 @@ from bayescale.ensemble.members import (
 
 __all__ = [
     "DEFAULT_CARDS",
+    "REPEAT_CARDS",
     "assemble",
+    "default_cards",
     "ensemble_info",
     "fit_ensemble",
     "forecast_weights",

@@ -18,16 +18,69 @@ from bayescale.ensemble.rolling import DEFAULT_FRACS, forecast_piece, rolling_sp
 from bayescale.ensemble.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
 from bayescale.errors import InputError, SamplerWarning
 
-__all__ = ["DEFAULT_CARDS", "assemble", "fit_ensemble", "forecast_weights"]
+__all__ = ["DEFAULT_CARDS", "REPEAT_CARDS", "assemble", "default_cards", "fit_ensemble",
+           "forecast_weights"]
 
 DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf")
 """Cards of the default ensemble (see the README, "How far to trust the intervals")."""
+
+REPEAT_CARDS = ("data-constrained",)
+"""Cards that join the default ensemble when the runs repeat data (a unique-token column ``U``
+with some run trained for more than one epoch): laws the plain forms cannot stand in for."""
+
+_EPOCH_TOL = 1e-6
+
+
+def repeats_data(runs) -> bool:
+    """Whether some run saw its unique tokens more than once (``D > U``).
+
+    Parameters
+    ----------
+    runs : Runs
+        The runs (``U`` is read when the table has a unique-token column).
+
+    Returns
+    -------
+    bool
+        False without a ``U`` column.
+    """
+    frame = runs.frame
+    if "U" not in frame:
+        return False
+    epochs = frame["D"].to_numpy(float) / frame["U"].to_numpy(float)
+    return bool(np.any(epochs > 1.0 + _EPOCH_TOL))
+
+
+def default_cards(runs) -> tuple[str, ...]:
+    """The default ensemble's cards for ``runs``.
+
+    :data:`DEFAULT_CARDS`, plus :data:`REPEAT_CARDS` where the data allow: when some run repeats
+    its unique tokens (Muennighoff et al. 2023), the data-constrained law joins, and stacking
+    decides its weight like any other member's.
+
+    Parameters
+    ----------
+    runs : Runs
+        The runs the ensemble is fitted to.
+
+    Returns
+    -------
+    tuple of str
+        Card names.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> default_cards(bs.datasets.simulate(random_seed=0))
+    ('chinchilla', 'chinchilla-tied', 'kaplan-linf')
+    """
+    return DEFAULT_CARDS + (REPEAT_CARDS if repeats_data(runs) else ())
 
 
 def fit_ensemble(
     runs,
     *,
-    cards=DEFAULT_CARDS,
+    cards=None,
     holdout_fracs=DEFAULT_FRACS,
     draws: int = 2000,
     tune: int = 1000,
@@ -59,8 +112,10 @@ def fit_ensemble(
     ----------
     runs : Runs, pandas.DataFrame, str or Path
         The runs.
-    cards : sequence of str, Path or Card, default :data:`DEFAULT_CARDS`
-        Candidate cards (at least one; names must be distinct).
+    cards : sequence of str, Path or Card, optional
+        Candidate cards (at least one; names must be distinct). Default:
+        :func:`default_cards` of the runs (:data:`DEFAULT_CARDS`, plus the data-constrained law
+        when some run repeats data).
     holdout_fracs : sequence of float, default (0.1, 0.2, 0.3)
         Held-out fractions of the rolling splits.
     draws, tune, chains : int
@@ -116,15 +171,20 @@ def fit_ensemble(
     from bayescale.progress import tracker
     from bayescale.runs import load_runs
 
-    card_objs = [load_card(c) for c in cards]
-    if not card_objs:
-        raise InputError("an ensemble needs at least one card")
+    if cards is not None:
+        card_objs = [load_card(c) for c in cards]
+        if not card_objs:
+            raise InputError("an ensemble needs at least one card")
+        variables = tuple(dict.fromkeys(v for c in card_objs for v in c.law_spec.variables))
+    else:
+        variables = ("N", "D")
+    runs = load_runs(runs, variables=variables, **load_kwargs) if load_kwargs or not hasattr(
+        runs, "subset") else runs
+    if cards is None:
+        card_objs = [load_card(c) for c in default_cards(runs)]
     names = [c.name for c in card_objs]
     if len(set(names)) != len(names):
         raise InputError(f"ensemble cards must be distinct, got {names}")
-    variables = tuple(dict.fromkeys(v for c in card_objs for v in c.law_spec.variables))
-    runs = load_runs(runs, variables=variables, **load_kwargs) if load_kwargs or not hasattr(
-        runs, "subset") else runs
     fit_opts = {"sampler": sampler, "random_seed": random_seed}
     min_train = max(c.n_params for c in card_objs) + 1
     splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)

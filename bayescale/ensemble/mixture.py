@@ -77,7 +77,7 @@ def _select_arrays(member, values):
     return out
 
 
-def mixture_law_params(parts) -> tuple[MixtureLaw, dict, dict]:
+def mixture_law_params(parts, *, variables=None) -> tuple[MixtureLaw, dict, dict]:
     """Combine members' ``(law, params, noise)`` draws (already thinned) into the mixture's.
 
     Parameters
@@ -85,6 +85,9 @@ def mixture_law_params(parts) -> tuple[MixtureLaw, dict, dict]:
     parts : list of tuple
         ``(law, params, noise)`` per member with draws, as :func:`bayescale.prediction.law_params`
         returns them, each thinned to the member's share of the mixture's draws.
+    variables : tuple of str, optional
+        Inputs the mixture reads (all members', including those without draws). Default: the
+        longest of the parts' laws' variables.
 
     Returns
     -------
@@ -117,7 +120,8 @@ def mixture_law_params(parts) -> tuple[MixtureLaw, dict, dict]:
         "sigma": np.concatenate([p[2]["sigma"] for p in parts]),
         "nu": None if nus[0] is None else np.concatenate(nus),
     }
-    variables = max((law.variables for law in laws), key=len)
+    if variables is None:
+        variables = max((law.variables for law in laws), key=len)
     law = MixtureLaw(
         name="mixture",
         params=(),

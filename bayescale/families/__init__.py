@@ -7,6 +7,8 @@ keeps its own values (:mod:`bayescale.families.model`). The answers are per fami
 :func:`family_view` slices the pooled posterior to one family and returns an ordinary
 single-card fit, so prediction, allocation, plots and reports work on it unchanged, and
 :mod:`bayescale.families.contrast` turns the joint posterior into differences between families.
+Without a card the grouped fit is the law ensemble with every card pooled
+(:mod:`bayescale.families.ensemble`); its family views are ensembles.
 
 Why a subpackage: the model, the views and the contrasts form one data flow (pooled model ->
 pooled posterior -> per-family view -> contrast) that the single-family modules never need; they
@@ -19,6 +21,7 @@ ch. 12-13 (partial pooling). Betancourt, M. & Girolami, M. (2015). Hamiltonian M
 hierarchical models (the non-centred parameterisation).
 """
 
+from bayescale.families.ensemble import fit_families_ensemble
 from bayescale.families.views import (
     family_labels,
     family_view,
@@ -31,6 +34,7 @@ from bayescale.families.views import (
 __all__ = [
     "family_labels",
     "family_view",
+    "fit_families_ensemble",
     "is_pooled",
     "optimal",
     "pooling_summary",

@@ -63,8 +63,11 @@ def backtest_families(
         Runs of every family.
     group_by : str
         Column that labels the families.
-    card : str, Path or Card, default "chinchilla"
-        Model card.
+    card : str, Path, Card or None, default "chinchilla"
+        Model card. None: the law ensemble
+        (:func:`bayescale.families.ensemble.fit_families_ensemble`; each
+        separate fit is then a single-family ensemble), with its weights and discrepancy
+        learned on the training runs only.
     holdout_frac : float, default 0.2
         Share of each family's runs held out (its largest by compute).
     separate : bool, default False
@@ -78,7 +81,9 @@ def backtest_families(
         ``(summary, table)``: a DataFrame with one row per family and method (``pooled``,
         ``separate``): ``n_train``, ``n_test``, ``lpd_mean`` (mean held-out log predictive
         density of log loss), ``coverage90``, ``mean_abs_error``; and the per-run table of
-        :func:`bayescale.backtesting.score_fit` with ``family`` and ``method`` columns.
+        :func:`bayescale.backtesting.score_fit` with ``family`` and ``method`` columns. For the
+        ensemble, ``summary.attrs["ensemble"]`` holds the pooled ensemble's ``weights``, ``tau``
+        and ``validated_decades`` (learned on the training runs).
     """
     import pandas as pd
 
@@ -89,12 +94,20 @@ def backtest_families(
     from bayescale.fitting import fit
     from bayescale.runs import load_runs
 
-    card = load_card(card, priors=priors)
+    if card is None and priors:
+        raise InputError("prior overrides need one card: pass card=NAME with priors")
+    card = None if card is None else load_card(card, priors=priors)
     runs = load_runs(runs, group_by=group_by)
     test = split_families(runs, holdout_frac=holdout_frac)
     train_runs, test_runs = runs.subset(~test), runs.subset(test)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
-    pooled = fit_families(train_runs, group_by=group_by, card=card, **settings)
+    if card is None:
+        from bayescale.families.ensemble import fit_families_ensemble
+
+        pooled = fit_families_ensemble(train_runs, group_by=group_by, split_draws=draws,
+                                       split_tune=tune, log_likelihood=False, **settings)
+    else:
+        pooled = fit_families(train_runs, group_by=group_by, card=card, **settings)
     tables = []
     fam_test = test_runs.frame["family"].to_numpy(str)
     fam_train = train_runs.frame["family"].to_numpy(str)
@@ -121,4 +134,9 @@ def backtest_families(
         )
         .reset_index()
     )
+    if card is None:  # what the pooled ensemble learned on the training runs
+        from bayescale.ensemble import ensemble_info
+
+        info = ensemble_info(pooled)
+        summary.attrs["ensemble"] = {k: info[k] for k in ("weights", "tau", "validated_decades")}
     return summary, table

@@ -59,12 +59,15 @@ def contrast_draws(fit, *, budgets) -> dict:
     -------
     dict
         ``{"params": {label: {name: (S,)}}, "budget": {label: {quantity: (S, B)}}, "budgets":
-        (B,), "labels": [...]}``.
+        (B,), "labels": [...]}``. For a pooled law ensemble ``params`` are empty: its members'
+        laws have different parameters, so only the answers at budgets are compared.
     """
     from bayescale.allocation import optimal_draws
+    from bayescale.ensemble.members import is_ensemble
     from bayescale.posterior import card_of, draws
 
     card = card_of(fit)
+    mixture = is_ensemble(fit)  # members' laws differ: only answers at budgets compare
     law = card.law_spec
     amps = {a.name for a in law.amplitudes}
     names = [p for p in card.param_names if p not in amps and p not in card.tie]
@@ -72,7 +75,7 @@ def contrast_draws(fit, *, budgets) -> dict:
     out = {"params": {}, "budget": {}, "labels": labels}
     for lab in labels:
         view = family_view(fit, lab)
-        out["params"][lab] = draws(view, var_names=names)
+        out["params"][lab] = {} if mixture else draws(view, var_names=names)
         ds = optimal_draws(view, budgets=budgets)
         out["budget"][lab] = {q: ds[q].to_numpy() for q in QUANTITIES_AT_BUDGET}
         out["budgets"] = ds["budget"].to_numpy()

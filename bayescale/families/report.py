@@ -97,6 +97,7 @@ def write_families_report(fit, out_dir, *, budgets=None, ci_prob: float = 0.9,
     layout, per-family content (see the module docstring).
     """
     from bayescale import report as rep
+    from bayescale.ensemble.members import is_ensemble, validated_decades
     from bayescale.families.plots import plot_families
     from bayescale.io import atomic_write_text
     from bayescale.plots import save_figure
@@ -114,11 +115,25 @@ def write_families_report(fit, out_dir, *, budgets=None, ci_prob: float = 0.9,
         for row in rep._param_rows(family_view(fit, lab), ci_prob=ci_prob, ci_kind=ci_kind):
             params.append({**row, "parameter": f"{row['parameter']} [{lab}]"})
     info = families_info(fit)
+    ensemble = is_ensemble(fit)
+    what = "law ensemble" if ensemble else f"{card.name} card"
+    if ensemble:  # every card pooled over the families (bayescale.families.ensemble)
+        from bayescale.ensemble import members
+
+        laws = [card_of(tree).law_spec for _, _, tree in members(fit)]
+        card_doc = {"name": "ensemble", "law": "mixture",
+                    "formula": "weighted mixture of: " + "; ".join(w.formula for w in laws),
+                    "family": card.family,
+                    "reference": "Yao et al. (2018), Bayesian Analysis 13(3) (stacking)"}
+    else:
+        card_doc = {"name": card.name, "law": card.law, "formula": law.formula,
+                    "family": card.family, "reference": law.reference}
     doc = {
-        "title": (f"bayescale report: {card.name} card on {len(runs)} runs in "
+        "title": (f"bayescale report: {what} on {len(runs)} runs in "
                   f"{len(info['labels'])} families ({info['group_by']})"),
-        "card": {"name": card.name, "law": card.law, "formula": law.formula,
-                 "family": card.family, "reference": law.reference},
+        "card": card_doc,
+        "ensemble": rep._ensemble_doc(fit) if ensemble else None,
+        "validated_decades": validated_decades(fit),
         "runs": rep._runs_doc(runs, fit),
         "ci_prob": float(ci_prob),
         "ci_kind": ci_kind,

@@ -46,7 +46,9 @@ def family_view(fit, name: str):
     Returns
     -------
     xarray.DataTree
-        A new tree: posterior law parameters and noise without the ``family`` dim (the
+        For a pooled law ensemble (:mod:`bayescale.families.ensemble`), the ensemble of its
+        members' views (same weights, discrepancy and validated distance). Otherwise
+        a new tree: posterior law parameters and noise without the ``family`` dim (the
         hyperparameters dropped); ``constant_data``, ``observed_data`` and ``log_likelihood``
         restricted to the family's runs (``run`` renumbered ``0..k-1``); ``sample_stats`` of the
         joint fit; the root attrs of the pooled fit with ``bayescale_family``
@@ -59,9 +61,15 @@ def family_view(fit, name: str):
     """
     import xarray as xr
 
+    from bayescale.ensemble.members import is_ensemble
     from bayescale.model import posterior_var_names
     from bayescale.posterior import card_of
 
+    if is_ensemble(fit):  # a pooled law ensemble: the family's view of every member
+        from bayescale.ensemble import assemble, ensemble_info, members
+
+        return assemble([family_view(tree, name) for _, _, tree in members(fit)],
+                        ensemble_info(fit))
     info = families_info(fit)
     labels = [str(x) for x in info["labels"]]
     if str(name) not in labels:
@@ -157,10 +165,20 @@ def pooling_summary(fit, *, ci_prob: float = 0.9):
     """
     import pandas as pd
 
+    from bayescale.ensemble.members import is_ensemble
     from bayescale.posterior import card_of
     from bayescale.stats import check_ci
 
     check_ci(ci_prob, "eti")
+    if is_ensemble(fit):  # a pooled law ensemble: each member's pooling, labelled by card
+        from bayescale.ensemble import members
+
+        parts = []
+        for name, _, tree in members(fit):
+            part = pooling_summary(tree, ci_prob=ci_prob)
+            part.insert(0, "card", name)
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
     card = card_of(fit)
     post = fit["posterior"]
     q = [(1 - ci_prob) / 2, 0.5, (1 + ci_prob) / 2]
