@@ -2024,8 +2024,20 @@ def main(argv=None) -> None:
     --------
     >>> main(["--version"])  # doctest: +SKIP
     bayescale 0.1.0
+
+    Notes
+    -----
+    When the command is done (outputs written and closed, success or not) the garbage
+    collector is frozen: the interpreter's last collection would otherwise walk every PyMC and
+    PyTensor graph the command built, about 0.7 s of a 6 s warm ``bayescale fit``, to free memory
+    the operating system takes back anyway. Exit handlers and module teardown still run.
     """
-    app(args=argv, prog_name="bayescale")
+    import gc
+
+    try:
+        app(args=argv, prog_name="bayescale")
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -246,7 +246,7 @@ def compare(
     >>> res.winner  # doctest: +SKIP
     'chinchilla'
     """
-    import arviz as az
+    import arviz_stats as azs
 
     from bayescale.backtesting import backtest as run_backtest
     from bayescale.cards import load_card
@@ -279,7 +279,7 @@ def compare(
             fits[card.name] = fit(runs, card=card, draws=draws, tune=tune, chains=chains,
                                   random_seed=random_seed)
             advance()
-            loos[card.name] = az.loo(fits[card.name], pointwise=True)
+            loos[card.name] = azs.loo(fits[card.name], pointwise=True)
             if backtest:
                 bts[card.name] = run_backtest(
                     runs, card=card, holdout_frac=holdout_frac, method="bayes", draws=draws,
@@ -292,7 +292,7 @@ def compare(
 
             info = forecast_weights(runs, loaded, chains=chains, random_seed=random_seed,
                                     advance=advance)
-    table = az.compare(loos, method="stacking", round_to="none")
+    table = azs.compare(loos, method="stacking", round_to="none")
     loo = pd.DataFrame(
         {
             "rank": table["rank"].astype(int),

@@ -111,13 +111,13 @@ def compute(posterior, sample_stats, *, var_names) -> Diagnostics:
     -------
     Diagnostics
     """
-    import arviz as az
+    import arviz_stats as azs
 
     var_names = list(var_names)
     sub = posterior[var_names]
-    rhat = az.rhat(sub)
-    ess_b = az.ess(sub, method="bulk")
-    ess_t = az.ess(sub, method="tail")
+    rhat = azs.rhat(sub)
+    ess_b = azs.ess(sub, method="bulk")
+    ess_t = azs.ess(sub, method="tail")
     rh = {k: float(rhat[k].max()) for k in var_names}
     eb = {k: float(ess_b[k].min()) for k in var_names}
     et = {k: float(ess_t[k].min()) for k in var_names}

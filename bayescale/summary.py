@@ -36,12 +36,12 @@ def _diagnostics(post, names) -> dict[str, dict[str, float]]:
         or post.sizes.get("draw", 1) < _MIN_DIAG_DRAWS
     ):
         return {"r_hat": nan, "ess_bulk": dict(nan), "ess_tail": dict(nan)}
-    import arviz as az
+    import arviz_stats as azs
 
     sub = post[names]
-    rhat = az.rhat(sub)
-    ess_b = az.ess(sub, method="bulk")
-    ess_t = az.ess(sub, method="tail")
+    rhat = azs.rhat(sub)
+    ess_b = azs.ess(sub, method="bulk")
+    ess_t = azs.ess(sub, method="tail")
     return {
         "r_hat": {n: float(rhat[n]) for n in names},
         "ess_bulk": {n: float(ess_b[n]) for n in names},

@@ -1,4 +1,10 @@
-"""Fit-shaped DataTrees with chosen posterior draws, for tests that need no MCMC."""
+"""Test helpers: fit-shaped DataTrees with chosen draws (no MCMC), and a seeded fit in a child
+process (for the compile cache's cold/warm tests)."""
+
+import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import xarray as xr
@@ -47,3 +53,34 @@ def scattered(n_draws=400, seed=0):
         "alpha": 0.34 + 0.01 * rng.standard_normal(n_draws),
         "beta": 0.28 + 0.01 * rng.standard_normal(n_draws),
     }
+
+
+_SEEDED_FIT = textwrap.dedent(
+    """
+    import hashlib, json
+    import numpy as np
+    from bayescale import datasets
+    from bayescale.fitting import fit
+    runs = datasets.simulate(law="kaplan", random_seed=3)
+    post = fit(runs, card="{card}", draws=300, tune=300, chains=2, random_seed=7,
+               log_likelihood=False)
+    p = post["posterior"]
+    blob = b"".join(np.ascontiguousarray(p[v].values).tobytes() for v in sorted(p.data_vars))
+    print(json.dumps({{"sha": hashlib.sha256(blob).hexdigest(),
+                      "sampler": json.loads(post.attrs["bayescale_sampler"])}}))
+    """
+)
+
+
+def seeded_fit_in_child(card, env) -> dict:
+    """Fit simulated Kaplan runs with a fixed seed in a fresh process.
+
+    Returns ``{"sha": sha256 of the posterior draws, "sampler": the fit's sampler record}``, and
+    fails the test when the child fails or prints a compile-cache notice (nothing should have been
+    corrupted).
+    """
+    proc = subprocess.run([sys.executable, "-c", _SEEDED_FIT.format(card=card)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "compile cache" not in proc.stderr, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import seeded_fit_in_child
 
 from bayescale import compiled, datasets
 from bayescale.cards import load_card
@@ -233,34 +234,13 @@ def test_refit_swaps_every_data_variable():
     np.testing.assert_allclose(float(value), expected, rtol=1e-12)
 
 
-_CHILD = textwrap.dedent(
-    """
-    import hashlib, json, sys
-    import numpy as np
-    from bayescale import datasets
-    from bayescale.fitting import fit
-    runs = datasets.simulate(law="kaplan", random_seed=3)
-    post = fit(runs, card="{card}", draws=300, tune=300, chains=2, random_seed=7,
-               log_likelihood=False)
-    p = post["posterior"]
-    blob = b"".join(np.ascontiguousarray(p[v].values).tobytes() for v in sorted(p.data_vars))
-    print(json.dumps({{"sha": hashlib.sha256(blob).hexdigest(),
-                      "sampler": json.loads(post.attrs["bayescale_sampler"])}}))
-    """
-)
-
-
 def test_cold_and_warm_cache_give_identical_draws(tmp_path):
     """Same seed, same posterior, bit for bit, whether the process compiled or loaded."""
     env = {**os.environ, compiled.CACHE_ENV: str(tmp_path), compiled.HELPER_ENV: "1",
            "OPENBLAS_NUM_THREADS": "1"}
     out = []
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-c", _CHILD.format(card=CARD)], env=env,
-                              capture_output=True, text=True, timeout=600, check=False)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        assert "compile cache" not in proc.stderr  # no notice: nothing was corrupted
+        out.append(seeded_fit_in_child(CARD, env))
     entries = [p for p in (tmp_path / compiled.FORMAT).iterdir() if p.is_dir()]
     assert len(entries) == 1 and compiled._entry_ok(entries[0]) is None
     assert out[0]["sha"] == out[1]["sha"]

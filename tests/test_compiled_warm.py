@@ -11,12 +11,10 @@ import ctypes
 import hashlib
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from fakes import seeded_fit_in_child
 
 from bayescale import compiled, datasets
 from bayescale.cards import load_card
@@ -168,33 +166,13 @@ def test_stale_load_record_is_rebuilt_silently(cold_entry, caplog):
     assert compiled._compile_on_disk(_model(), key, root).logp_func is None
 
 
-_CHILD = textwrap.dedent(
-    """
-    import hashlib, json
-    import numpy as np
-    from bayescale import datasets
-    from bayescale.fitting import fit
-    runs = datasets.simulate(law="kaplan", random_seed=3)
-    post = fit(runs, card="{card}", draws=300, tune=300, chains=2, random_seed=7,
-               log_likelihood=False)
-    p = post["posterior"]
-    blob = b"".join(np.ascontiguousarray(p[v].values).tobytes() for v in sorted(p.data_vars))
-    print(json.dumps({{"sha": hashlib.sha256(blob).hexdigest()}}))
-    """
-)
-
-
 def test_load_record_and_pytensor_load_give_identical_draws(tmp_path):
     """Cold (helper), warm through the record, warm through PyTensor: one seed, one posterior."""
     env = {**os.environ, compiled.CACHE_ENV: str(tmp_path), compiled.HELPER_ENV: "1",
            "OPENBLAS_NUM_THREADS": "1"}
 
     def run():
-        proc = subprocess.run([sys.executable, "-c", _CHILD.format(card=CARD)], env=env,
-                              capture_output=True, text=True, timeout=600, check=False)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "compile cache" not in proc.stderr
-        return json.loads(proc.stdout.strip().splitlines()[-1])["sha"]
+        return seeded_fit_in_child(CARD, env)["sha"]
 
     shas = [run(), run()]  # cold, then warm through the load record
     (entry,) = [p for p in (tmp_path / compiled.FORMAT).iterdir() if p.is_dir()]

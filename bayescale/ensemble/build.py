@@ -8,6 +8,7 @@ predictive distributions. Bayesian Analysis 13(3).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
@@ -18,8 +19,8 @@ from bayescale.ensemble.rolling import DEFAULT_FRACS, forecast_piece, rolling_sp
 from bayescale.ensemble.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
 from bayescale.errors import InputError, SamplerWarning
 
-__all__ = ["DEFAULT_CARDS", "REPEAT_CARDS", "assemble", "default_cards", "fit_ensemble",
-           "forecast_weights"]
+__all__ = ["DEFAULT_CARDS", "REPEAT_CARDS", "assemble", "check_cards", "default_cards",
+           "fit_ensemble", "forecast_weights", "recording_sampler_problems", "weigh_forecasts"]
 
 DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf")
 """Cards of the default ensemble (see the README, "How far to trust the intervals")."""
@@ -173,8 +174,7 @@ def fit_ensemble(
 
     if cards is not None:
         card_objs = [load_card(c) for c in cards]
-        if not card_objs:
-            raise InputError("an ensemble needs at least one card")
+        check_cards(card_objs)
         variables = tuple(dict.fromkeys(v for c in card_objs for v in c.law_spec.variables))
     else:
         variables = ("N", "D")
@@ -182,9 +182,7 @@ def fit_ensemble(
         runs, "subset") else runs
     if cards is None:
         card_objs = [load_card(c) for c in default_cards(runs)]
-    names = [c.name for c in card_objs]
-    if len(set(names)) != len(names):
-        raise InputError(f"ensemble cards must be distinct, got {names}")
+    names = check_cards(card_objs)
     fit_opts = {"sampler": sampler, "random_seed": random_seed}
     min_train = max(c.n_params for c in card_objs) + 1
     splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
@@ -275,7 +273,7 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
     """
     from bayescale.fitting import fit
 
-    names = [c.name for c in card_objs]
+    names = check_cards(card_objs)
     fit_opts = {"sampler": sampler, "random_seed": random_seed}
     min_train = max(c.n_params for c in card_objs) + 1
     splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
@@ -288,56 +286,150 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
         cmax = float(np.max(train.C))
         row = []
         for card in card_objs:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", SamplerWarning)
+            with recording_sampler_problems(split_problems, f"split {split.frac:g}"):
                 post = fit(train, card=card, draws=split_draws, tune=split_tune,
                            chains=chains, log_likelihood=False, **fit_opts)
-            for w in caught:
-                if issubclass(w.category, SamplerWarning):
-                    split_problems.append(f"split {split.frac:g}: {w.message}")
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             row.append(forecast_piece(post, test, train_cmax=cmax))
             if advance is not None:
                 advance()
         pieces.append(row)
-    if split_problems:
+    return weigh_forecasts(
+        pieces, [s.mask for s in splits], [s.mask for s in splits], names=names,
+        split_docs=[s.to_dict(runs) for s in splits], dirichlet_a=dirichlet_a,
+        discrepancy=discrepancy, random_seed=random_seed,
+        method="bayesian stacking of rolling-origin forecasts", notes=notes,
+        problems=split_problems,
+        split_settings={"draws": split_draws, "tune": split_tune, "chains": chains},
+        stacklevel=4,
+    )
+
+
+@contextlib.contextmanager
+def recording_sampler_problems(problems: list, label: str):
+    """Record the :class:`SamplerWarning` s raised inside the block as ``"label: message"``.
+
+    Rolling-split fits only serve their forecasts, so their sampler problems are gathered and
+    reported once (:func:`weigh_forecasts`) instead of one warning per fit. Other warnings
+    pass through unchanged.
+
+    Parameters
+    ----------
+    problems : list
+        Appended to in place.
+    label : str
+        Prefix of each recorded message (e.g. the split).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplerWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, SamplerWarning):
+            problems.append(f"{label}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def weigh_forecasts(pieces, row_masks, split_masks, *, names, split_docs,
+                    dirichlet_a: float = DIRICHLET_A, discrepancy: bool = True,
+                    random_seed: int = 0, method: str, notes=(), problems=(),
+                    split_settings=None, stacklevel: int = 2) -> dict:
+    """The ensemble record from rolling forecasts: stacking weights, ``tau``, validated distance.
+
+    Parameters
+    ----------
+    pieces : list of list of dict
+        ``pieces[j][k]``: the forecast piece
+        (:func:`bayescale.ensemble.rolling.forecast_piece`) of card ``k`` on held-out block
+        ``j`` (a split, or one family of a split).
+    row_masks : sequence of numpy.ndarray of bool
+        The runs of each block, over all runs, in the order of ``pieces``.
+    split_masks : sequence of numpy.ndarray of bool
+        The held-out runs of each split: a run held out by ``m`` splits weighs ``1/m`` in the
+        stacking evidence, so that every held-out run counts once.
+    names : sequence of str
+        Card names, in the order of ``pieces[j]``.
+    split_docs : list of dict
+        One per split, each with ``max_delta_decades``.
+    dirichlet_a, discrepancy, random_seed
+        As in :func:`fit_ensemble`.
+    method : str
+        How the forecasts were made (recorded).
+    notes, problems : sequence of str
+        Skipped splits and sampler problems of the split fits (warned about once here).
+    split_settings : dict, optional
+        Sampler settings of the split fits (recorded).
+    stacklevel : int, default 2
+        Of the sampler-problem warning.
+
+    Returns
+    -------
+    dict
+        ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
+        ``discrepancy``, ``card_forecast_lpd``, ``split_settings``, ``notes``,
+        ``split_sampler_problems``.
+
+    References
+    ----------
+    Yao et al. (2018), Bayesian Analysis 13(3).
+    """
+    problems = list(problems)
+    if problems:
+        n_fits = len(split_docs) * len(names)
         warnings.warn(
-            f"{len(split_problems)} of {len(splits) * len(card_objs)} rolling-split fits had "
-            "sampler problems (their forecasts still count): "
-            + " | ".join(split_problems[:3]) + (" | ..." if len(split_problems) > 3 else ""),
+            f"{len(problems)} of {n_fits} rolling-split fits had sampler problems (their "
+            "forecasts still count): " + " | ".join(problems[:3])
+            + (" | ..." if len(problems) > 3 else ""),
             SamplerWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    # every held-out run counts once in the weights' evidence, however many splits hold it out
-    held = np.stack([s.mask for s in splits])
-    multiplicity = np.concatenate([held.sum(axis=0)[s.mask] for s in splits])
+    count = np.stack(list(split_masks)).sum(axis=0)
+    multiplicity = np.concatenate([count[m] for m in row_masks])
     log_dens = np.concatenate(
         [np.stack([card_log_density(p) for p in row]) for row in pieces], axis=1
     )
     weights, stack_info = stacking_weights(log_dens, multiplicity=multiplicity, a=dirichlet_a,
                                            random_seed=random_seed)
-    if discrepancy:
-        tau, tau_info = fit_tau(pieces, weights)
-    else:
-        tau, tau_info = 0.0, {}
-    split_docs = [s.to_dict(runs) for s in splits]
+    tau, tau_info = fit_tau(pieces, weights) if discrepancy else (0.0, {})
     return {
-        "cards": names,
+        "cards": list(names),
         "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
         "tau": float(tau),
         "validated_decades": float(max(d["max_delta_decades"] for d in split_docs)),
         "splits": split_docs,
-        "stacking": {**stack_info, "method": "bayesian stacking of rolling-origin forecasts",
+        "stacking": {**stack_info, "method": method,
                      "multiplicity": "each held-out run counts once"},
         "discrepancy": tau_info,
-        "card_forecast_lpd": {
-            n: float(np.mean(log_dens[k])) for k, n in enumerate(names)
-        },
-        "split_settings": {"draws": split_draws, "tune": split_tune, "chains": chains},
-        "notes": notes,
-        "split_sampler_problems": split_problems,
+        "card_forecast_lpd": {n: float(np.mean(log_dens[k])) for k, n in enumerate(names)},
+        "split_settings": split_settings or {},
+        "notes": list(notes),
+        "split_sampler_problems": problems,
     }
+
+
+def check_cards(card_objs) -> list[str]:
+    """Names of an ensemble's cards; raise unless there is at least one and all are distinct.
+
+    Parameters
+    ----------
+    card_objs : sequence of Card
+        The loaded cards.
+
+    Returns
+    -------
+    list of str
+        Their names.
+
+    Raises
+    ------
+    InputError
+        For no cards or a repeated name.
+    """
+    names = [c.name for c in card_objs]
+    if not names:
+        raise InputError("an ensemble needs at least one card")
+    if len(set(names)) != len(names):
+        raise InputError(f"ensemble cards must be distinct, got {names}")
+    return names
 
 
 def _too_few(runs, min_train, names, notes) -> InputError:

@@ -24,7 +24,7 @@ __all__ = ["loo_weights", "weights_reading"]
 
 def loo_weights(fit) -> dict | None:
     """PSIS-LOO stacking weights of the members (None when a member has no log-likelihood)."""
-    import arviz as az
+    import arviz_stats as azs
 
     loos = {}
     for name, _, member in members(fit):
@@ -33,12 +33,12 @@ def loo_weights(fit) -> dict | None:
         with warnings.catch_warnings():
             # Pareto-k warnings concern LOO's own reliability; the weights are for contrast
             warnings.simplefilter("ignore")
-            loos[name] = az.loo(member, pointwise=True)
+            loos[name] = azs.loo(member, pointwise=True)
     if len(loos) == 1:
         return {next(iter(loos)): 1.0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = az.compare(loos, method="stacking", round_to="none")
+        table = azs.compare(loos, method="stacking", round_to="none")
     return {str(k): float(table.loc[k, "weight"]) for k in loos}
 
 

@@ -26,11 +26,9 @@ Models. Cambridge University Press (partial pooling).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from bayescale.errors import InputError, SamplerWarning
+from bayescale.errors import InputError
 
 __all__ = ["fit_families_ensemble", "family_splits"]
 
@@ -127,13 +125,9 @@ def fit_families_ensemble(
     """
     from bayescale.cards import load_card
     from bayescale.ensemble import assemble, default_cards
+    from bayescale.ensemble.build import check_cards, recording_sampler_problems, weigh_forecasts
     from bayescale.ensemble.rolling import DEFAULT_FRACS, forecast_piece
-    from bayescale.ensemble.stacking import (
-        DIRICHLET_A,
-        card_log_density,
-        fit_tau,
-        stacking_weights,
-    )
+    from bayescale.ensemble.stacking import DIRICHLET_A
     from bayescale.families.fitting import fit_families
     from bayescale.families.views import family_view
     from bayescale.progress import tracker
@@ -143,9 +137,7 @@ def fit_families_ensemble(
     a = DIRICHLET_A if dirichlet_a is None else float(dirichlet_a)
     runs = load_runs(runs, group_by=group_by)
     card_objs = [load_card(c) for c in (default_cards(runs) if cards is None else cards)]
-    names = [c.name for c in card_objs]
-    if not card_objs or len(set(names)) != len(names):
-        raise InputError(f"an ensemble needs distinct cards, got {names}")
+    names = check_cards(card_objs)
     unpooled = [c.name for c in card_objs if not c.pooling]
     if unpooled:
         raise InputError(f"cards {', '.join(unpooled)} have no [pooling] table; a pooled "
@@ -171,15 +163,9 @@ def fit_families_ensemble(
             fam_train = fam[~mask]
             posts = []
             for card in card_objs:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", SamplerWarning)
+                with recording_sampler_problems(problems, f"split {frac:g} {card.name}"):
                     posts.append(fit_families(train, card=card, draws=split_draws,
                                               tune=split_tune, log_likelihood=False, **opts))
-                for w in caught:
-                    if issubclass(w.category, SamplerWarning):
-                        problems.append(f"split {frac:g} {card.name}: {w.message}")
-                    else:
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 advance()
             deltas = []
             for lab in np.unique(fam[mask]):
@@ -193,32 +179,12 @@ def fit_families_ensemble(
             split_docs.append({"holdout_frac": frac, "n_train": int((~mask).sum()),
                                "n_test": int(mask.sum()),
                                "max_delta_decades": max(0.0, max(deltas))})
-    if problems:
-        warnings.warn(
-            f"{len(problems)} of {len(splits) * len(card_objs)} rolling-split pooled fits had "
-            "sampler problems (their forecasts still count): " + " | ".join(problems[:3])
-            + (" | ..." if len(problems) > 3 else ""), SamplerWarning, stacklevel=2)
-    held_any = np.stack([m for _, m in splits])
-    count = held_any.sum(axis=0)
-    multiplicity = np.concatenate([count[m] for m in row_masks])
-    log_dens = np.concatenate([np.stack([card_log_density(p) for p in row]) for row in pieces],
-                              axis=1)
-    weights, stack_info = stacking_weights(log_dens, multiplicity=multiplicity, a=a,
-                                           random_seed=random_seed)
-    tau, tau_info = fit_tau(pieces, weights) if discrepancy else (0.0, {})
-    info = {
-        "cards": names,
-        "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
-        "tau": float(tau),
-        "validated_decades": float(max(d["max_delta_decades"] for d in split_docs)),
-        "splits": split_docs,
-        "stacking": {**stack_info, "method": "bayesian stacking of rolling-origin forecasts, "
-                     "pooled over families", "multiplicity": "each held-out run counts once"},
-        "discrepancy": tau_info,
-        "card_forecast_lpd": {n: float(np.mean(log_dens[k])) for k, n in enumerate(names)},
-        "split_settings": {"draws": split_draws, "tune": split_tune, "chains": chains},
-        "notes": notes,
-        "split_sampler_problems": problems,
-        "pooled": True,
-    }
-    return assemble(member_fits, info)
+    info = weigh_forecasts(
+        pieces, row_masks, [m for _, m in splits], names=names, split_docs=split_docs,
+        dirichlet_a=a, discrepancy=discrepancy, random_seed=random_seed,
+        method="bayesian stacking of rolling-origin forecasts, pooled over families",
+        notes=notes, problems=problems,
+        split_settings={"draws": split_draws, "tune": split_tune, "chains": chains},
+        stacklevel=3,
+    )
+    return assemble(member_fits, {**info, "pooled": True})
