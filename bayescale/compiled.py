@@ -26,7 +26,9 @@ stale, files added by someone else) it is deleted and rebuilt with a one-line no
 (logger ``bayescale.compiled``). Numba's cache files are pickles, so this check is what keeps a
 fit from loading anything the cache did not itself write. Each process loads from a private copy
 of the verified entry and publishes a new entry by atomic rename, under the entry's lock; two
-processes compiling the same model take the lock in turn (the second finds a warm entry).
+processes compiling the same model take the lock in turn (the second finds a warm entry). Work
+folders (``<tmp>/bayescale-work-<pid>-...``) of processes that have ended, and staging folders
+older than an hour, are what a killed process leaves behind; the next fit removes them.
 
 Numba code loaded from its cache is not bit-identical to the same code compiled in the process,
 so a cold compile runs in a helper process (``python -m bayescale.compiled``), and every fit, cold
@@ -676,11 +678,69 @@ def _publish(work: Path, entry: Path, key: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+_WORK_PREFIX = "bayescale-work-"
+_STAGING_MAX_AGE = 3600.0  # seconds; a publish takes well under a second
+
+
 def _work_dir(key: str) -> Path:
-    """A private folder of this process for numba's cache files of one model (removed at exit)."""
-    path = Path(tempfile.mkdtemp(prefix=f"bayescale-{key[:12]}-"))
+    """A private folder of this process for numba's cache files of one model (removed at exit).
+
+    Its name carries the process id, so folders left behind by a killed process are removed by
+    the next one (:func:`_sweep_work_dirs`).
+    """
+    root = Path(tempfile.gettempdir())
+    _sweep_work_dirs(root)
+    path = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-{key[:12]}-", dir=root))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: some other user's live process
+        return True
+    return True
+
+
+def _sweep_work_dirs(root: Path) -> None:
+    """Remove this user's work folders under ``root`` whose process has ended (killed fits)."""
+    try:
+        paths = list(root.glob(f"{_WORK_PREFIX}*"))
+    except OSError:
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for path in paths:
+        pid = path.name[len(_WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        try:
+            if not path.is_dir() or path.is_symlink() or (
+                    uid is not None and path.stat().st_uid != uid):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_staging(base: Path, *, now: float | None = None) -> None:
+    """Remove staging folders of :func:`_publish` older than an hour (left by a killed process)."""
+    import time
+
+    now = time.time() if now is None else now
+    try:
+        paths = [p for p in base.iterdir() if p.name.startswith(".") and p.is_dir()
+                 and not p.is_symlink()]
+    except OSError:
+        return
+    for path in paths:
+        try:
+            if now - path.stat().st_mtime > _STAGING_MAX_AGE:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _compile_on_disk(model, key: str, root: Path | None):
@@ -704,6 +764,7 @@ def _compile_on_disk(model, key: str, root: Path | None):
         _notice(f"cannot create {base} ({exc.__class__.__name__}); compiling without it")
         return build(model, key)
     entry = base / key
+    _sweep_staging(base)
     work = _work_dir(key)
     with _file_lock(base / f"{key}.lock"):
         why = _entry_ok(entry)

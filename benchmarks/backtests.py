@@ -1,10 +1,11 @@
 """Extrapolation backtests and model comparison on the real datasets (numbers for the issue note).
 
 Holds out the top 20% of runs by compute on each real dataset and scores the Bayesian fit
-(default card, 4 chains x 1000 draws) and the Huber point fit with 100 bootstraps; then compares
-the four default cards on the Chinchilla runs. For each backtest it prints why intervals miss:
-held-out residual bias and sd against the fitted noise scale, and the residuals' correlation
-with log(D/N) and log C.
+(``bayes``: the library default, i.e. the law ensemble, refitted with its weights and discrepancy
+on the training runs only; 4 chains x 1000 draws) and the Huber point fit of the chinchilla card
+with 100 bootstraps (``mle``); then compares the default cards on the Chinchilla runs. For each
+backtest it prints why intervals miss: held-out residual bias and sd against the fitted noise
+scale, and the residuals' correlation with log(D/N) and log C.
 
 Run: ``BAYESCALE_DATA_DIR=../shared/data python benchmarks/backtests.py`` (about 10-20 minutes on
 two cores). Prints plain-text tables on stdout.

@@ -27,10 +27,12 @@ Timings depend on machine load; the load average is printed with each fit.
 (issue 9) instead, on the 240 Epoch runs (``datasets.load("chinchilla", drop_top_loss=5)``,
 ``BAYESCALE_DATA_DIR`` must hold ``chinchilla_epoch2024.csv``), 4 chains x 2000 draws, each in
 a fresh process with a temporary ``BAYESCALE_CACHE_DIR``. PyTensor's own numba cache, which
-both paths share, is set per row: warmed once by an untimed fit of each path, or empty (a new
-user), so that no row gains from the rows before it. Rows: ``bayescale fit`` with a cold cache
+both paths and the PyMC user model share, is set per row: warmed once by an untimed fit of
+each path and of the user model, or empty (a new user), so that no row gains from the rows
+before it. Rows: ``bayescale fit`` with a cold cache
 and the former nutpie path (``fit(..., backend="pymc-cfunc")``), each twice, alternating (the
-ratio uses their means); a cold fit compiled without the helper process; a warm fit; a warm fit
+ratio uses their means); a cold fit compiled without the helper process; a warm fit, three
+times (the target uses their median); a warm fit
 whose load record was removed (the former warm path: PyTensor rewrites the graphs); cold and
 former path with PyTensor's cache empty; a refit in the same process; the model a PyMC user
 would write (log-amplitude Chinchilla, Student-t on log loss) with ``pm.sample()`` defaults but
@@ -288,6 +290,8 @@ def _drop_load_records(root: Path) -> None:
 
 def cache_study(*, out_json: Path | None = None) -> dict:
     """Issue 9's measurements, each in a fresh process; prints a table and the ratios."""
+    import statistics
+
     data_dir = Path(os.environ.get("BAYESCALE_DATA_DIR", HERE.parent.parent / "shared" / "data"))
     csv = data_dir / "chinchilla_epoch2024.csv"
     if not csv.is_file():
@@ -309,12 +313,13 @@ def cache_study(*, out_json: Path | None = None) -> dict:
     print(f"cache study: 240 Epoch runs, {STUDY_DRAWS['chains']} chains x {STUDY_DRAWS['tune']} "
           f"tune + {STUDY_DRAWS['draws']} draws; {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
-    for cmd, cache in ((former, "cache-warmup"), ([*fit_cmd, "--out", str(tmp / "warmup")],
-                                                  "cache-warmup")):
-        r = _timed(cmd, {**env, "BAYESCALE_CACHE_DIR": str(tmp / cache)})  # untimed warm-up
+    user_cmd = [*py, USER_MODEL.format(**STUDY_DRAWS)]
+    for cmd in (former, [*fit_cmd, "--out", str(tmp / "warmup")], user_cmd):  # untimed warm-up
+        r = _timed(cmd, {**env, "BAYESCALE_CACHE_DIR": str(tmp / "cache-warmup")})
         if "error" in r:
             raise SystemExit(f"warm-up fit failed: {r['error']}")
-    print("  (PyTensor's cache warmed by one untimed fit of each path)", flush=True)
+    print("  (PyTensor's cache warmed by one untimed fit of each path and of the PyMC user "
+          "model)", flush=True)
 
     def cold_row(k):  # a new bayescale cache of its own, PyTensor's cache warm
         return (f"fit, cold cache #{k}", [*fit_cmd, "--out", str(tmp / f"cold{k}")],
@@ -330,8 +335,12 @@ def cache_study(*, out_json: Path | None = None) -> dict:
         ("fit, cold, no helper process", [*fit_cmd, "--out", str(tmp / "nohelper")],
          {"BAYESCALE_COMPILE_HELPER": "0", "BAYESCALE_CACHE_DIR": str(tmp / "cache-nohelper")},
          tmp / "nohelper"),
-        ("fit, warm cache", [*fit_cmd, "--out", str(tmp / "warm")],
-         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm"),
+        ("fit, warm cache #1", [*fit_cmd, "--out", str(tmp / "warm1")],
+         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm1"),
+        ("fit, warm cache #2", [*fit_cmd, "--out", str(tmp / "warm2")],
+         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm2"),
+        ("fit, warm cache #3", [*fit_cmd, "--out", str(tmp / "warm3")],
+         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm3"),
         ("fit, warm, PyTensor load", [*fit_cmd, "--out", str(tmp / "warm-pt")],
          {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold2")}, "pytensor-load"),
         ("fit, cold, no PyTensor cache", [*fit_cmd, "--out", str(tmp / "cold-fresh")],
@@ -341,7 +350,7 @@ def cache_study(*, out_json: Path | None = None) -> dict:
          {"PYTENSOR_FLAGS": f"base_compiledir={tmp / 'pytensor-former'}"}, None),
         ("fit + refit (python, warm)", [*py, PY_FIT.format(**{**fmt, "refit": True})],
          {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, None),
-        ("PyMC user model, pm.sample", [*py, USER_MODEL.format(**STUDY_DRAWS)], {}, None),
+        ("PyMC user model, pm.sample", user_cmd, {}, None),
         ("report (default)", [str(exe), "report", str(csv), "--drop-top-loss", "5",
                                     "--out", str(tmp / "report")],
          {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, None),
@@ -366,14 +375,19 @@ def cache_study(*, out_json: Path | None = None) -> dict:
         print(f"  {label:<30} {r.get('error') or f'{r['process_seconds']:7.2f} s'}"
               f" (cpu {r['cpu_seconds']:6.1f} s)  {per}"
               f"{extra}  load {r['load_average']:.1f}", flush=True)
-    for label in ("fit, cold cache", "former path (pymc-cfunc)"):  # the mean of two runs
-        pair = [rows[f"{label} #{k}"] for k in (1, 2)]
-        rows[label] = ({"error": pair[0].get("error") or pair[1]["error"]}
-                       if any("error" in r for r in pair) else
-                       {k: round((pair[0][k] + pair[1][k]) / 2, 2)
-                        for k in ("process_seconds", "cpu_seconds", "load_average")})
-        if all(r.get("min_ess_bulk") for r in pair):
-            rows[label]["min_ess_bulk"] = min(r["min_ess_bulk"] for r in pair)
+    for label, reps in (("fit, cold cache", 2), ("former path (pymc-cfunc)", 2),
+                        ("fit, warm cache", 3)):  # the median of the repeats (2: their mean)
+        runs_ = [rows[f"{label} #{k}"] for k in range(1, reps + 1)]
+        bad = [r["error"] for r in runs_ if "error" in r]
+        rows[label] = {"error": bad[0]} if bad else {
+            k: round(statistics.median(r[k] for r in runs_), 2)
+            for k in ("process_seconds", "cpu_seconds", "load_average")}
+        if not bad and all(r.get("min_ess_bulk") for r in runs_):
+            rows[label]["min_ess_bulk"] = min(r["min_ess_bulk"] for r in runs_)
+        if not bad:
+            print(f"  {label:<30} {rows[label]['process_seconds']:7.2f} s median of {reps} "
+                  f"(range {min(r['process_seconds'] for r in runs_):.2f}-"
+                  f"{max(r['process_seconds'] for r in runs_):.2f} s)", flush=True)
     cold, warm = rows["fit, cold cache"], rows["fit, warm cache"]
     old, user = rows["former path (pymc-cfunc)"], rows["PyMC user model, pm.sample"]
 

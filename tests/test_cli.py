@@ -69,6 +69,22 @@ def cli_fit(sim_csv, tmp_path_factory):
 # ------------------------------------------------------------------------------------------
 
 
+def test_main_freezes_the_collector_when_done():
+    """The console entry point skips the interpreter's last walk over every model graph."""
+    import gc
+
+    from bayescale.cli import main
+
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["--version"])
+        assert exc.value.code == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0

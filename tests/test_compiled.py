@@ -276,3 +276,39 @@ def test_unknown_backend_is_an_input_error(sim_runs):
 
     with pytest.raises(InputError, match="backend"):
         fit(sim_runs, card=CARD, backend="jax", draws=10, tune=10, chains=1)
+
+
+def test_work_dirs_of_ended_processes_are_swept(tmp_path, monkeypatch):
+    """A fit killed mid-compile leaves its work folder; the next process removes it."""
+    monkeypatch.setattr(compiled.tempfile, "tempdir", str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(proc.stdout)  # ended; its pid is not reused this soon in practice
+    stale = tmp_path / f"{compiled._WORK_PREFIX}{dead}-abc-x1"
+    live = tmp_path / f"{compiled._WORK_PREFIX}{os.getppid()}-abc-x2"  # another live process
+    other = tmp_path / "bayescale-cache-study-x3"  # not a work folder
+    for path in (stale, live, other):
+        path.mkdir()
+        (path / "f.nbi").write_text("x")
+    own = compiled._work_dir("0123456789abcdef")
+    assert own.parent == tmp_path and own.name.startswith(
+        f"{compiled._WORK_PREFIX}{os.getpid()}-0123456789ab-")
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    compiled._work_dir("0123456789abcdef")  # a second model of this process keeps the first
+    assert own.exists()
+
+
+def test_old_staging_folders_are_swept(tmp_path):
+    """Staging folders of a publish killed halfway are removed once older than an hour."""
+    import time
+
+    old, fresh = tmp_path / ".abc-old", tmp_path / ".abc-new"
+    entry = tmp_path / "0123abcd"
+    for path in (old, fresh, entry):
+        path.mkdir()
+    now = time.time()
+    os.utime(old, (now - 2 * compiled._STAGING_MAX_AGE,) * 2)
+    compiled._sweep_staging(tmp_path, now=now)
+    assert not old.exists()
+    assert fresh.exists() and entry.exists()

@@ -262,9 +262,7 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
     Returns
     -------
     dict
-        ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
-        ``discrepancy``, ``card_forecast_lpd``, ``split_settings``, ``notes``,
-        ``split_sampler_problems``.
+        The ensemble record of :func:`weigh_forecasts`.
 
     Raises
     ------
