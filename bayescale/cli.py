@@ -2027,17 +2027,20 @@ def main(argv=None) -> None:
 
     Notes
     -----
-    When the command is done (outputs written and closed, success or not) the garbage
-    collector is frozen: the interpreter's last collection would otherwise walk every PyMC and
-    PyTensor graph the command built, about 0.7 s of a 6 s warm ``bayescale fit``, to free memory
-    the operating system takes back anyway. Exit handlers and module teardown still run.
+    Run as the console script (``argv`` None), the process ends with the command, so when the
+    command is done (outputs written and closed, success or not) the garbage collector is
+    frozen: the interpreter's last collection would otherwise walk every PyMC and PyTensor graph
+    the command built, about 0.7 s of a 6 s warm ``bayescale fit``, to free memory the operating
+    system takes back anyway. Exit handlers and module teardown still run. Called with ``argv``
+    (from Python, where the process goes on), nothing is frozen.
     """
     import gc
 
     try:
         app(args=argv, prog_name="bayescale")
     finally:
-        gc.freeze()
+        if argv is None:
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -69,9 +69,11 @@ def cli_fit(sim_csv, tmp_path_factory):
 # ------------------------------------------------------------------------------------------
 
 
-def test_main_freezes_the_collector_when_done():
-    """The console entry point skips the interpreter's last walk over every model graph."""
+def test_console_script_freezes_the_collector_when_done(monkeypatch):
+    """The console script skips the interpreter's last walk over every model graph; a call from
+    Python with arguments (the process goes on) leaves the collector alone."""
     import gc
+    import sys
 
     from bayescale.cli import main
 
@@ -79,6 +81,11 @@ def test_main_freezes_the_collector_when_done():
     try:
         with pytest.raises(SystemExit) as exc:
             main(["--version"])
+        assert exc.value.code == 0
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr(sys, "argv", ["bayescale", "--version"])
+        with pytest.raises(SystemExit) as exc:
+            main()
         assert exc.value.code == 0
         assert gc.get_freeze_count() > 0
     finally:
