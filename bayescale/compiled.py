@@ -689,7 +689,7 @@ def _work_dir(key: str) -> Path:
     the next one (:func:`_sweep_work_dirs`).
     """
     root = Path(tempfile.gettempdir())
-    _sweep_work_dirs(root)
+    _sweep_work_dirs_once(root)
     path = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-{key[:12]}-", dir=root))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
@@ -703,6 +703,12 @@ def _pid_alive(pid: int) -> bool:
     except OSError:  # e.g. PermissionError: some other user's live process
         return True
     return True
+
+
+@functools.cache
+def _sweep_work_dirs_once(root: Path) -> None:
+    """:func:`_sweep_work_dirs` at most once per folder and process (not on every compile)."""
+    _sweep_work_dirs(root)
 
 
 def _sweep_work_dirs(root: Path) -> None:

@@ -325,22 +325,21 @@ def cache_study(*, out_json: Path | None = None) -> dict:
         return (f"fit, cold cache #{k}", [*fit_cmd, "--out", str(tmp / f"cold{k}")],
                 {"BAYESCALE_CACHE_DIR": str(tmp / f"cache-cold{k}")}, tmp / f"cold{k}")
 
+    def warm_row(k):  # the cache the first cold fit filled
+        return (f"fit, warm cache #{k}", [*fit_cmd, "--out", str(tmp / f"warm{k}")],
+                {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / f"warm{k}")
+
     steps = [
         ("import bayescale", [*py, "import bayescale"], {}, None),
         ("bayescale --help", [str(exe), "--help"], {}, None),
         cold_row(1),
-        (f"former path (pymc-cfunc) #{1}", former, {}, None),
+        ("former path (pymc-cfunc) #1", former, {}, None),
         cold_row(2),
-        (f"former path (pymc-cfunc) #{2}", former, {}, None),
+        ("former path (pymc-cfunc) #2", former, {}, None),
         ("fit, cold, no helper process", [*fit_cmd, "--out", str(tmp / "nohelper")],
          {"BAYESCALE_COMPILE_HELPER": "0", "BAYESCALE_CACHE_DIR": str(tmp / "cache-nohelper")},
          tmp / "nohelper"),
-        ("fit, warm cache #1", [*fit_cmd, "--out", str(tmp / "warm1")],
-         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm1"),
-        ("fit, warm cache #2", [*fit_cmd, "--out", str(tmp / "warm2")],
-         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm2"),
-        ("fit, warm cache #3", [*fit_cmd, "--out", str(tmp / "warm3")],
-         {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold1")}, tmp / "warm3"),
+        *(warm_row(k) for k in (1, 2, 3)),
         ("fit, warm, PyTensor load", [*fit_cmd, "--out", str(tmp / "warm-pt")],
          {"BAYESCALE_CACHE_DIR": str(tmp / "cache-cold2")}, "pytensor-load"),
         ("fit, cold, no PyTensor cache", [*fit_cmd, "--out", str(tmp / "cold-fresh")],
