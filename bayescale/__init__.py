@@ -18,32 +18,43 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _API = {
-    "fit": "bayescale.fitting",
+    "fit": "bayescale.workflows.fit",
     "fit_ensemble": "bayescale.ensemble",
-    "save": "bayescale.io",
-    "load": "bayescale.io",
-    "predict": "bayescale.prediction",
-    "optimal": "bayescale.allocation",
-    "compute_for_target": "bayescale.allocation",
-    "backtest": "bayescale.backtesting",
-    "calibration": "bayescale.backtesting",
-    "compare": "bayescale.comparison",
-    "point_fit": "bayescale.pointfit",
-    "estimate_discrepancy": "bayescale.discrepancy",
-    "repeat_loss": "bayescale.repetition",
-    "best_epochs": "bayescale.repetition",
-    "load_runs": "bayescale.runs",
-    "Runs": "bayescale.runs",
-    "load_card": "bayescale.cards",
-    "list_cards": "bayescale.cards",
-    "Card": "bayescale.cards",
-    "summarize": "bayescale.summary",
-    "report": "bayescale.report",
-    "plan": "bayescale.planning",
+    "save": "bayescale.core.io",
+    "load": "bayescale.core.io",
+    "predict": "bayescale.answers.prediction",
+    "optimal": "bayescale.answers.allocation",
+    "compute_for_target": "bayescale.answers.allocation",
+    "backtest": "bayescale.workflows.backtest",
+    "calibration": "bayescale.workflows.backtest",
+    "compare": "bayescale.workflows.compare",
+    "point_fit": "bayescale.engines.pointfit",
+    "estimate_discrepancy": "bayescale.engines.discrepancy",
+    "repeat_loss": "bayescale.answers.repetition",
+    "best_epochs": "bayescale.answers.repetition",
+    "load_runs": "bayescale.core.runs",
+    "Runs": "bayescale.core.runs",
+    "load_card": "bayescale.core.cards",
+    "list_cards": "bayescale.core.cards",
+    "Card": "bayescale.core.cards",
+    "summarize": "bayescale.answers.summary",
+    "report": "bayescale.workflows.report",
+    "plan": "bayescale.answers.planning",
     "family_view": "bayescale.families",
-    "contrast": "bayescale.families.contrast",
+    "contrast": "bayescale.answers.contrast",
 }
-_MODULES = ("datasets", "plots", "laws", "sbc", "priors", "errors", "progress", "ensemble")
+_MODULES = {
+    "datasets": "bayescale.core.datasets",
+    "plots": "bayescale.answers.plots",
+    "laws": "bayescale.core.laws",
+    "sbc": "bayescale.workflows.sbc",
+    "priors": "bayescale.core.priors",
+    "errors": "bayescale.errors",
+    "progress": "bayescale.core.progress",
+    "ensemble": "bayescale.ensemble",
+    "families": "bayescale.families",
+    "repetition": "bayescale.answers.repetition",
+}
 
 __all__ = sorted([*_API, *_MODULES, "__version__"])
 
@@ -52,7 +63,7 @@ def __getattr__(name):
     if name in _API:
         value = getattr(import_module(_API[name]), name)
     elif name in _MODULES:
-        value = import_module(f"bayescale.{name}")
+        value = import_module(_MODULES[name])
     else:
         raise AttributeError(f"module 'bayescale' has no attribute {name!r}")
     globals()[name] = value

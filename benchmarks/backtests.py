@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bayescale import datasets  # noqa: E402
-from bayescale.backtesting import backtest  # noqa: E402
-from bayescale.comparison import compare  # noqa: E402
+from bayescale.workflows.backtest import backtest  # noqa: E402
+from bayescale.workflows.compare import compare  # noqa: E402
 
 DATASETS = {
     "chinchilla": {"drop_top_loss": 5},

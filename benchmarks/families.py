@@ -28,9 +28,9 @@ import pandas as pd  # noqa: E402
 
 import bayescale as bs  # noqa: E402
 from bayescale import datasets  # noqa: E402
+from bayescale.answers.contrast import contrast  # noqa: E402
 from bayescale.families import pooling_summary  # noqa: E402
-from bayescale.families.backtest import backtest_families  # noqa: E402
-from bayescale.families.contrast import contrast  # noqa: E402
+from bayescale.workflows.backtest_families import backtest_families  # noqa: E402
 
 GROUP_BY = "dataset_name"
 BUDGET = 1e22

@@ -13,7 +13,7 @@ budgets). For each size the script runs
 * ``nutpie-diag`` (up to 1000 runs): the same with ``adaptation="diag"`` (effect of the
   low-rank adaptation);
 * ``pymc``: ``fit(..., sampler="pymc")``, PyMC's own NUTS on the same model;
-* ``bootstrap``: ``bayescale.pointfit.point_fit(..., n_bootstrap=100)``;
+* ``bootstrap``: ``bayescale.engines.pointfit.point_fit(..., n_bootstrap=100)``;
 * ``nutpie-noll`` (20,000 runs): the default fit with ``log_likelihood=False`` (memory).
 
 It reports wall time (of the ``fit()`` call, of importing pymc + nutpie + bayescale, and of the
@@ -81,7 +81,7 @@ def simulated_runs(size: int, *, random_seed: int):
     """Chinchilla-law IsoFLOP sweep of ``size`` runs over budgets 1e17 to 1e22 FLOPs."""
     import numpy as np
 
-    from bayescale.datasets import simulate
+    from bayescale.core.datasets import simulate
 
     n_budgets, n_per = design(size)
     return simulate(budgets=np.geomspace(1e17, 1e22, n_budgets), n_per_budget=n_per,
@@ -139,7 +139,7 @@ def child(spec: dict) -> dict:
     import nutpie  # noqa: F401  (import cost is measured apart from the fit)
     import pymc  # noqa: F401
 
-    import bayescale.fitting  # noqa: F401
+    import bayescale.engines.single  # noqa: F401
 
     out = {"import_seconds": round(time.perf_counter() - t_import, 3),
            "load_average": round(os.getloadavg()[0], 2)}
@@ -147,15 +147,15 @@ def child(spec: dict) -> dict:
     kind = spec["kind"]
     if kind == "bootstrap":
         try:
-            from bayescale.pointfit import point_fit
+            from bayescale.engines.pointfit import point_fit
         except ImportError as exc:
-            return {**out, "skipped": f"bayescale.pointfit not importable: {exc}"}
+            return {**out, "skipped": f"bayescale.engines.pointfit not importable: {exc}"}
         t0, c0 = time.perf_counter(), time.process_time()
         point_fit(runs, card="chinchilla", n_bootstrap=100, random_seed=spec["seed"])
         return {**out, "fit_seconds": round(time.perf_counter() - t0, 3),
                 "fit_cpu_seconds": round(time.process_time() - c0, 3), **_peak_rss_mb()}
 
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     options = dict(PROTOCOL, random_seed=spec["seed"])
     if kind == "pymc":
@@ -218,7 +218,7 @@ print("STUDY " + json.dumps({{"min_ess_bulk": float(min(ess[v].min() for v in es
 PY_FIT = """
 import json, sys, time
 from bayescale import datasets
-from bayescale.fitting import fit
+from bayescale.workflows.fit import fit
 runs = datasets.load("chinchilla", drop_top_loss=5)
 t0 = time.perf_counter()
 post = fit(runs, card="chinchilla", draws={draws}, tune={tune}, chains={chains}, random_seed=1,
@@ -280,7 +280,7 @@ def _drop_load_records(root: Path) -> None:
     The next fit then loads as the former warm path did: PyTensor rewrites and compiles the
     model's graphs, with their numba code loaded from the entry.
     """
-    from bayescale import compiled
+    from bayescale.core import compiled
 
     for entry in (root / compiled.FORMAT).iterdir():
         if entry.is_dir() and (entry / compiled.META).is_file():

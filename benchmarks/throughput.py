@@ -22,9 +22,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from bayescale.allocation import optimal  # noqa: E402
-from bayescale.cards import load_card  # noqa: E402
-from bayescale.prediction import predict  # noqa: E402
+from bayescale.answers.allocation import optimal  # noqa: E402
+from bayescale.answers.prediction import predict  # noqa: E402
+from bayescale.core.cards import load_card  # noqa: E402
 
 
 def synthetic_fit(n_draws: int, *, seed: int = 0) -> xr.DataTree:
@@ -109,7 +109,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.fit:
-        from bayescale.io import load
+        from bayescale.core.io import load
 
         fit = load(args.fit)
     else:

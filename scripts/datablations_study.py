@@ -12,7 +12,7 @@ Variants (``--variants``):
 ``tied``
     The ``data-constrained-tied`` card: alpha = beta, as in the published law.
 ``two-stage``
-    :func:`bayescale.repetition.two_stage_fit`: ``chinchilla-tied`` on the single-epoch runs,
+    :func:`bayescale.answers.repetition.two_stage_fit`: ``chinchilla-tied`` on the single-epoch runs,
     its posterior moment-matched into the priors of E, A, B, alpha of ``data-constrained-tied``,
     which is then fitted on the multi-epoch runs (the prior of R_D* and R_N* is the card's).
 ``two-stage-dc``
@@ -150,7 +150,7 @@ def rising_runs(frame) -> np.ndarray:
 
 def summarise(post) -> dict:
     """Median and 90% interval of the parameters of interest, and the sampler diagnostics."""
-    from bayescale.posterior import provenance
+    from bayescale.fits.layout import provenance
 
     out = {}
     for name in ("R_D_star", "R_N_star", "alpha", "beta", "E", "A", "B", "nu", "sigma"):
@@ -169,12 +169,12 @@ def summarise(post) -> dict:
 def backtest_lpd(runs, *, fitter, holdout_frac=0.2) -> dict:
     """Held-out log score of ``fitter(train)`` on the largest ``holdout_frac`` runs by compute.
 
-    The split is :func:`bayescale.backtesting.split_by_compute`'s, as ``bayescale backtest``.
+    The split is :func:`bayescale.workflows.backtest.split_by_compute`'s, as ``bayescale backtest``.
     """
-    from bayescale.backtesting import score_fit, split_by_compute
+    from bayescale.workflows.backtest import score_fit, split_by_compute
 
     mask, _ = split_by_compute(runs.C, holdout_frac=holdout_frac, cutoff=None, min_train=10)
-    from bayescale.posterior import provenance
+    from bayescale.fits.layout import provenance
 
     post = fitter(runs.subset(~mask))
     table = score_fit(post, runs.subset(mask))
@@ -189,7 +189,7 @@ def authors_huber() -> dict:
     import pandas as pd
     from scipy.optimize import minimize
 
-    from bayescale.laws import get_law
+    from bayescale.core.laws import get_law
 
     law = get_law("data_constrained")
     frame, _ = authors_runs(pd.read_csv(DATA))
@@ -231,9 +231,9 @@ def authors_huber() -> dict:
 def run_variant(name, *, draws, tune, chains, seed, backtest) -> dict:
     import pandas as pd
 
-    from bayescale.cards import load_card
-    from bayescale.fitting import fit
-    from bayescale.runs import load_runs
+    from bayescale.core.cards import load_card
+    from bayescale.core.runs import load_runs
+    from bayescale.workflows.fit import fit
 
     frame = pd.read_csv(DATA)
     kw = dict(draws=draws, tune=tune, chains=chains, random_seed=seed)
@@ -272,7 +272,7 @@ def run_variant(name, *, draws, tune, chains, seed, backtest) -> dict:
         def fitter(r):
             return fit(r, card=card, **kw)
     elif name == "hoffmann-stage1":
-        from bayescale.repetition import stage_one_priors
+        from bayescale.answers.repetition import stage_one_priors
 
         stage1 = fit(load_runs(HOFFMANN), card="chinchilla-tied", **kw)
         info["stage1"] = summarise(stage1)
@@ -284,7 +284,7 @@ def run_variant(name, *, draws, tune, chains, seed, backtest) -> dict:
         def fitter(r):
             return fit(r, card=card, **kw)
     elif name in ("two-stage", "two-stage-dc"):
-        from bayescale.repetition import two_stage_fit
+        from bayescale.answers.repetition import two_stage_fit
 
         if name == "two-stage-dc":
             kw.update(stage1_card="data-constrained-tied",

@@ -41,9 +41,9 @@ import pandas as pd  # noqa: E402
 
 import bayescale as bs  # noqa: E402
 from bayescale import datasets  # noqa: E402
+from bayescale.core.laws import get_law  # noqa: E402
 from bayescale.errors import SamplerWarning  # noqa: E402
 from bayescale.families import family_view, pooling_summary  # noqa: E402
-from bayescale.laws import get_law  # noqa: E402
 
 ALPHA, BETA = 0.34, 0.28
 BIG = dict(budgets=(1e17, 3e17, 1e18, 3e18, 1e19), n_per_budget=5)

@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-# Compiled models are cached in the user's cache folder (bayescale.compiled), so a second run of
+# Compiled models are cached in the user's cache folder (bayescale.core.compiled), so a second run of
 # the suite loads them; a first run compiles each card in this process (no helper process: the
 # bit-for-bit cold/warm equality it buys is tested in test_compiled.py alone).
 os.environ.setdefault("BAYESCALE_COMPILE_HELPER", "0")
@@ -65,7 +65,7 @@ def sim_runs():
 @pytest.fixture(scope="session")
 def sim_fit(sim_runs):
     """One small fit of the default card on the simulated sweep, shared by plumbing tests."""
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     return fit(sim_runs, card="chinchilla", draws=1000, tune=1000, chains=4, random_seed=1)
 
@@ -82,6 +82,6 @@ def chinchilla_runs():
 @pytest.fixture(scope="session")
 def chinchilla_fit(chinchilla_runs):
     """Default fit on the real Chinchilla runs (4 chains x 1000 draws, seed 1)."""
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     return fit(chinchilla_runs, card="chinchilla", draws=1000, tune=1000, chains=4, random_seed=1)

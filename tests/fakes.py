@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import xarray as xr
 
-from bayescale.cards import load_card
+from bayescale.core.cards import load_card
 
 
 def make_fit(params, *, card="chinchilla", sigma=0.01, nu=5.0, n_draws=None, seed=0,
@@ -60,7 +60,7 @@ _SEEDED_FIT = textwrap.dedent(
     import hashlib, json
     import numpy as np
     from bayescale import datasets
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
     runs = datasets.simulate(law="kaplan", random_seed=3)
     post = fit(runs, card="{card}", draws=300, tune=300, chains=2, random_seed=7,
                log_likelihood=False)

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 from fakes import make_fit
 
-from bayescale.allocation import (
+from bayescale.answers.allocation import (
     compute_for_target,
     exponents,
     numeric_optimum,
     optimal,
     optimal_draws,
 )
-from bayescale.cards import load_card
+from bayescale.answers.prediction import law_params, predict
+from bayescale.core.cards import load_card
+from bayescale.core.laws import get_law
+from bayescale.core.stats import interval
 from bayescale.errors import InputError
-from bayescale.laws import get_law
-from bayescale.prediction import law_params, predict
-from bayescale.stats import interval
 
 BUDGETS = np.array([1e18, 1e21, 5.76e23, 1e26])
 
@@ -59,7 +59,7 @@ def test_closed_form_agrees_with_numeric_minimisation_on_every_draw(card, params
     for k in ("N_opt", "D_opt", "tokens_per_param"):
         np.testing.assert_allclose(closed[k], numeric[k], rtol=2e-5)
     np.testing.assert_allclose(closed["loss_opt"], numeric["loss_opt"], rtol=1e-12)
-    # ... and with the closed forms of bayescale.laws, and the law at the optimum.
+    # ... and with the closed forms of bayescale.core.laws, and the law at the optimum.
     law = get_law(load_card(card).law)
     n, d = law.optimal(BUDGETS[None, :], {k: v[:, None] for k, v in params.items()})
     np.testing.assert_allclose(closed["N_opt"], n, rtol=1e-10)

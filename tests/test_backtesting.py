@@ -8,7 +8,10 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from bayescale.backtesting import (
+from bayescale.core.cards import load_card
+from bayescale.core.laws import chinchilla
+from bayescale.errors import InputError
+from bayescale.workflows.backtest import (
     BacktestResult,
     backtest,
     calibration,
@@ -16,9 +19,6 @@ from bayescale.backtesting import (
     score_fit,
     split_by_compute,
 )
-from bayescale.cards import load_card
-from bayescale.errors import InputError
-from bayescale.laws import chinchilla
 
 # ------------------------------------------------------------------------------------------
 # Split

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from bayescale.cards import card_from_json, list_cards, load_card
+from bayescale.core.cards import card_from_json, list_cards, load_card
 from bayescale.errors import CardError
 
 EXPECTED = {"chinchilla", "chinchilla-normal", "chinchilla-tied", "kaplan", "kaplan-linf",
@@ -86,7 +86,7 @@ def test_cards_ship_in_a_non_editable_wheel(tmp_path):
     assert "bayescale/_models/chinchilla.toml" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import bayescale.cards as c; from pathlib import Path; "
+    code = ("import bayescale.core.cards as c; from pathlib import Path; "
             "print(c._models_dir()); print(c.load_card('kaplan').name)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
                          capture_output=True, text=True, env={"PYTHONPATH": str(site)}).stdout

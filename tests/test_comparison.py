@@ -6,8 +6,8 @@ import warnings
 import pandas as pd
 import pytest
 
-from bayescale.comparison import ComparisonResult, compare, verdict
 from bayescale.errors import InputError, SamplerWarning
+from bayescale.workflows.compare import ComparisonResult, compare, verdict
 
 
 def _loo(elpds, dses, bad=None):

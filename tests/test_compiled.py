@@ -1,4 +1,4 @@
-"""The disk-cached compile (bayescale.compiled): keys, entries, refits, reproducibility.
+"""The disk-cached compile (bayescale.core.compiled): keys, entries, refits, reproducibility.
 
 Tests of cache behaviour use a temporary ``BAYESCALE_CACHE_DIR``; the rest of the suite uses the
 user's cache, so a second run of the suite compiles each card in about 2 s.
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from fakes import seeded_fit_in_child
 
-from bayescale import compiled, datasets
-from bayescale.cards import load_card
-from bayescale.model import build_model
+from bayescale import datasets
+from bayescale.core import compiled
+from bayescale.core.cards import load_card
+from bayescale.core.model import build_model
 
 # A one-variable law compiles fastest; the machinery is the same for every card.
 CARD = "kaplan-N"
@@ -118,7 +119,7 @@ def test_cold_then_warm_then_corrupted(tmp_path, monkeypatch, caplog):
     # corrupted file: detected by the manifest, entry rebuilt with a one-line notice
     (entry / "f.nbc").write_bytes(b"garbage")
     log.clear()
-    with caplog.at_level("WARNING", logger="bayescale.compiled"):
+    with caplog.at_level("WARNING", logger="bayescale.core.compiled"):
         compiled._compile_on_disk(None, "k1", root)
     assert [e[0] for e in log] == ["compile", "load"]
     assert "unusable" in caplog.text and "rebuilding" in caplog.text
@@ -127,7 +128,7 @@ def test_cold_then_warm_then_corrupted(tmp_path, monkeypatch, caplog):
     (entry / "f.nbc").write_bytes(b"boom")
     compiled._write_manifest(entry, "k1")
     caplog.clear()
-    with caplog.at_level("WARNING", logger="bayescale.compiled"):
+    with caplog.at_level("WARNING", logger="bayescale.core.compiled"):
         assert compiled._compile_on_disk(None, "k1", root) == ("compiled", "k1")
     assert "failed to load" in caplog.text
     assert (entry / "f.nbc").read_bytes() == b"compiled"
@@ -137,7 +138,7 @@ _RACER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from bayescale import compiled
+    from bayescale.core import compiled
 
     def build(model, key):
         import pytensor.link.numba.cache as pt_cache
@@ -190,7 +191,7 @@ def test_unwritable_cache_dir_still_compiles(tmp_path, monkeypatch, caplog):
     _fake_builds(monkeypatch, log)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with caplog.at_level("WARNING", logger="bayescale.compiled"):
+    with caplog.at_level("WARNING", logger="bayescale.core.compiled"):
         assert compiled._compile_on_disk(None, "k", blocker / "sub") == ("compiled", "k")
     assert "cannot create" in caplog.text
 
@@ -256,7 +257,7 @@ def _mcse_median(draws: np.ndarray) -> float:
 
 def test_same_posterior_as_nutpie_compile_pymc_model():
     """The cached path and nutpie's compile_pymc_model agree within Monte Carlo error."""
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     runs = datasets.simulate(law="kaplan", random_seed=4)
     opts = dict(card=CARD, draws=1000, tune=500, chains=4, random_seed=11,
@@ -272,7 +273,7 @@ def test_same_posterior_as_nutpie_compile_pymc_model():
 
 def test_unknown_backend_is_an_input_error(sim_runs):
     from bayescale.errors import InputError
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     with pytest.raises(InputError, match="backend"):
         fit(sim_runs, card=CARD, backend="jax", draws=10, tune=10, chains=1)

@@ -1,4 +1,4 @@
-"""Warm loads of the disk compile cache through an entry's load record (bayescale.compiled).
+"""Warm loads of the disk compile cache through an entry's load record (bayescale.core.compiled).
 
 A warm entry is loaded without PyTensor's graph rewriting: the cfuncs come from numba's cache and
 the entry's ``load.json`` (plain data, verified by the manifest) gives sizes, names and the data
@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from fakes import seeded_fit_in_child
 
-from bayescale import compiled, datasets
-from bayescale.cards import load_card
-from bayescale.model import build_model
+from bayescale import datasets
+from bayescale.core import compiled
+from bayescale.core.cards import load_card
+from bayescale.core.model import build_model
 
 CARD = "kaplan-N"  # one-variable law: compiles fastest, same machinery as every card
 EXTRA = "warm-load-test"
@@ -158,7 +159,7 @@ def test_stale_load_record_is_rebuilt_silently(cold_entry, caplog):
     good = (entry / compiled.META).read_text()
     (entry / compiled.META).write_text(json.dumps({**json.loads(good), "version": 0}))
     compiled._write_manifest(entry, key)
-    with caplog.at_level("WARNING", logger="bayescale.compiled"):
+    with caplog.at_level("WARNING", logger="bayescale.core.compiled"):
         fit = compiled._compile_on_disk(_model(), key, root)
     assert fit.logp_func is not None and not caplog.records
     assert compiled._entry_ok(entry) is None

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from fakes import make_fit
 
+from bayescale.core.laws import chinchilla, chinchilla_optimal, get_law
+from bayescale.core.runs import load_runs
 from bayescale.errors import InputError
-from bayescale.laws import chinchilla, chinchilla_optimal, get_law
-from bayescale.runs import load_runs
 
 # Muennighoff et al. (2023), huggingface/datablations: a, b, e = 6.255414, 7.3049974, 0.6254804
 PUBLISHED = {
@@ -133,7 +133,7 @@ def test_unique_tokens_are_validated_by_row_and_column():
 
 
 def test_fit_refuses_runs_without_unique_tokens():
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     with pytest.raises(InputError, match="missing column 'U'"):
         fit(_table(), card="data-constrained")
@@ -151,7 +151,7 @@ def _fake(n_draws=200, seed=0, spread=0.0):
 
 
 def test_repeat_loss_matches_the_law_and_prices_repetition():
-    from bayescale.repetition import repeat_loss
+    from bayescale.answers.repetition import repeat_loss
 
     fit = _fake()
     k = np.array([1.0, 2.0, 4.0, 16.0, 64.0])
@@ -175,7 +175,7 @@ def test_repeat_loss_matches_the_law_and_prices_repetition():
 
 
 def test_best_epochs_matches_a_brute_force_search():
-    from bayescale.repetition import best_epochs
+    from bayescale.answers.repetition import best_epochs
 
     fit = _fake(n_draws=50)
     U, C = 1e10, 1e22
@@ -194,7 +194,7 @@ def test_best_epochs_matches_a_brute_force_search():
 
 
 def test_best_epochs_with_plenty_of_data_is_the_chinchilla_optimum():
-    from bayescale.repetition import best_epochs
+    from bayescale.answers.repetition import best_epochs
 
     fit = _fake(n_draws=50)
     ds = best_epochs(fit, U=1e16, C=[1e20, 1e22])
@@ -205,8 +205,8 @@ def test_best_epochs_with_plenty_of_data_is_the_chinchilla_optimum():
 
 
 def test_best_epochs_intervals_and_edge_warning():
+    from bayescale.answers.repetition import best_epochs
     from bayescale.errors import SamplerWarning
-    from bayescale.repetition import best_epochs
 
     ds = best_epochs(_fake(n_draws=300, spread=0.05), U=1e9, C=1e22, ci_prob=0.8)
     ci = ds["epochs_opt_ci"][0]
@@ -216,12 +216,12 @@ def test_best_epochs_intervals_and_edge_warning():
 
 
 def test_answers_need_the_data_constrained_law():
-    from bayescale.repetition import best_epochs
+    from bayescale.answers.repetition import best_epochs
 
     chin = make_fit({k: PUBLISHED[k] for k in ("E", "A", "B", "alpha", "beta")})
     with pytest.raises(InputError, match="does not model repeated data"):
         best_epochs(chin, U=1e10, C=1e22)
-    from bayescale.prediction import predict
+    from bayescale.answers.prediction import predict
 
     with pytest.raises(InputError, match="does not use U"):
         predict(chin, N=1e9, D=1e10, U=1e9)
@@ -273,7 +273,7 @@ def simulate_repeated(*, params=PUBLISHED, sigma=0.01, seed=0):
 
 
 def test_fit_recovers_the_decay_constants_on_simulated_runs():
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     runs = simulate_repeated()
     post = fit(runs, card="data-constrained", draws=400, tune=500, chains=2, random_seed=3)
@@ -286,7 +286,7 @@ def test_fit_recovers_the_decay_constants_on_simulated_runs():
     x = np.log(post.posterior["R_D_star"].to_numpy().ravel())
     assert np.diff(np.quantile(x, [0.05, 0.95]))[0] < 1.0
     # held-out style scoring reads U: the fitted law scores its own runs well
-    from bayescale.backtesting import score_fit
+    from bayescale.workflows.backtest import score_fit
 
     table = score_fit(post, load_runs(runs))
     assert table["covered90"].mean() > 0.8
@@ -299,7 +299,7 @@ def test_datablations_runs_pin_the_repetition_decay(shared_data):
     15.4 is outside: it comes from a two-stage fit with E, A, B, alpha = beta fixed at a fit to
     Hoffmann et al.'s C4 IsoFLOP points and 49 outlying runs removed (README, data-constrained).
     """
-    from bayescale.fitting import fit
+    from bayescale.workflows.fit import fit
 
     runs = load_runs(shared_data / "datablations_muennighoff2023.csv", variables=("N", "D", "U"))
     assert len(runs) == 296

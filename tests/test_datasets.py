@@ -1,4 +1,4 @@
-"""Tests of bayescale.datasets: lookup order, hashes, downloads (mocked), loading, simulation."""
+"""Tests of bayescale.core.datasets: lookup order, hashes, downloads (mocked), loading, simulation."""
 
 import dataclasses
 import hashlib
@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import bayescale
-from bayescale.datasets import DATASETS, available, list_datasets, load, path, simulate
+from bayescale.core.datasets import DATASETS, available, list_datasets, load, path, simulate
+from bayescale.core.laws import chinchilla, chinchilla_optimal, kaplan
+from bayescale.core.runs import load_runs
 from bayescale.errors import InputError
-from bayescale.laws import chinchilla, chinchilla_optimal, kaplan
-from bayescale.runs import load_runs
 
 DATA = Path(
     os.environ.get("BAYESCALE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -153,7 +153,7 @@ def test_bundled_tables_ship_in_the_wheel(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
-        "import bayescale.datasets as d; print(d.path('datablations')); "
+        "import bayescale.core.datasets as d; print(d.path('datablations')); "
         "print(len(d.load('datablations')), len(d.load('overtraining')))"
     )
     env = {"PYTHONPATH": str(site), "BAYESCALE_CACHE_DIR": str(tmp_path / "cache")}

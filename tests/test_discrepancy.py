@@ -10,21 +10,21 @@ from scipy import special, stats
 from typer.testing import CliRunner
 
 from bayescale import datasets
-from bayescale.backtesting import backtest, predictive_scores, score_fit
+from bayescale.answers.prediction import predict
 from bayescale.cli import app
-from bayescale.discrepancy import (
+from bayescale.core.io import save
+from bayescale.core.laws import chinchilla
+from bayescale.engines.discrepancy import estimate_discrepancy
+from bayescale.errors import InputError
+from bayescale.scoring.discrepancy import (
     Discrepancy,
     _best_tau,
     as_tau,
-    estimate_discrepancy,
     extrapolation_decades,
     inflated_scale,
     pooled_lpd,
 )
-from bayescale.errors import InputError
-from bayescale.io import save
-from bayescale.laws import chinchilla
-from bayescale.prediction import predict
+from bayescale.workflows.backtest import backtest, predictive_scores, score_fit
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 C_MAX = 6e21  # largest fitted run of fakes.make_fit (N 1e10, D 1e11)
@@ -191,16 +191,18 @@ def test_estimate_discrepancy_needs_a_usable_split():
 
 
 def test_nested_backtest_never_shows_held_out_runs_to_tau(monkeypatch):
-    from bayescale import fitting
+    from bayescale.engines import discrepancy as engine
+    from bayescale.workflows import fit as public
 
     seen = []
-    real_fit = fitting.fit
+    real_fit = public.fit_card
 
     def recording_fit(runs, **kwargs):
         seen.append(np.asarray(runs.C, float).copy())
         return real_fit(runs, **kwargs)
 
-    monkeypatch.setattr(fitting, "fit", recording_fit)
+    monkeypatch.setattr(public, "fit_card", recording_fit)  # the outer fit
+    monkeypatch.setattr(engine, "fit_card", recording_fit)  # the nested fits
     runs = datasets.simulate(law="kaplan", budgets=BUDGETS, sigma=0.01, random_seed=0)
     res = backtest(runs, card="chinchilla", discrepancy=True, probs=(0.5, 0.9), **SMALL)
     assert len(seen) == 4  # the outer fit, then one per nested fraction

@@ -9,14 +9,14 @@ from fakes import make_fit, scattered
 
 import bayescale as bs
 from bayescale.ensemble import assemble, ensemble_info, members, validated_decades
-from bayescale.ensemble.members import draw_allocation, member_draw_indices
-from bayescale.ensemble.stacking import (
+from bayescale.errors import InputError, SamplerWarning
+from bayescale.fits.members import draw_allocation, member_draw_indices
+from bayescale.scoring.stacking import (
     card_log_density,
     fit_tau,
     mixture_log_density,
     stacking_weights,
 )
-from bayescale.errors import InputError, SamplerWarning
 
 # ---------------------------------------------------------------------------------------------
 # stacking weights and discrepancy (closed forms)
@@ -204,7 +204,7 @@ def test_fit_ensemble_end_to_end(sim_ensemble, sim_runs):
     # the simulated law is Chinchilla: the Chinchilla forms forecast at least as well
     lpd = info["card_forecast_lpd"]
     assert max(lpd["chinchilla"], lpd["chinchilla-tied"]) >= lpd["kaplan-linf"]
-    from bayescale.summary import fit_summary_json
+    from bayescale.answers.summary import fit_summary_json
 
     out = fit_summary_json(ens)
     assert out["card"] == "ensemble" and set(out["members"]) == set(info["cards"])
@@ -217,7 +217,7 @@ def test_too_few_runs_for_a_split_is_a_clear_error(sim_runs):
 
 
 def test_report_of_an_ensemble_shows_weights_and_marks_unvalidated_rows(tmp_path):
-    from bayescale.report import write_report
+    from bayescale.workflows.report import write_report
 
     ens, _ = _fake_ensemble((0.6, 0.4), tau=0.02, validated=0.5)
     c_max = float(ens["constant_data"]["C"].max())
@@ -252,8 +252,7 @@ def test_default_cards_add_the_data_constrained_law_only_when_runs_repeat_data()
 
 
 def test_fit_ensemble_without_cards_fits_the_default_cards_of_the_runs(monkeypatch):
-    import bayescale.fitting
-    from bayescale.ensemble import build
+    from bayescale.engines import ensemble as build
 
     seen = []
 
@@ -261,7 +260,7 @@ def test_fit_ensemble_without_cards_fits_the_default_cards_of_the_runs(monkeypat
         seen.append(card.name)
         raise RuntimeError("stop after the first member")
 
-    monkeypatch.setattr(bayescale.fitting, "fit", stop)
+    monkeypatch.setattr(build, "fit_card", stop)
     with pytest.raises(RuntimeError):
         build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
     monkeypatch.setattr(build, "default_cards", lambda runs: ("data-constrained",))
@@ -271,7 +270,7 @@ def test_fit_ensemble_without_cards_fits_the_default_cards_of_the_runs(monkeypat
 
 
 def test_mixture_with_a_data_constrained_member_reads_unique_tokens():
-    from bayescale.laws import data_constrained_log
+    from bayescale.core.laws import data_constrained_log
 
     chin = {k: _DC[k] for k in ("E", "A", "B", "alpha", "beta")}
     fits = [make_fit(chin, card="chinchilla", sigma=1e-4),
@@ -300,7 +299,7 @@ def test_mixture_with_a_data_constrained_member_reads_unique_tokens():
 
 
 def test_repetition_questions_of_an_ensemble_go_to_its_data_constrained_members():
-    from bayescale.repetition import best_epochs, repeat_loss, repetition_fit
+    from bayescale.answers.repetition import best_epochs, repeat_loss, repetition_fit
 
     chin = {k: _DC[k] for k in ("E", "A", "B", "alpha", "beta")}
     fits = [make_fit(chin, card="chinchilla", sigma=1e-4),

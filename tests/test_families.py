@@ -17,11 +17,11 @@ from fakes import make_fit, scattered
 from typer.testing import CliRunner
 
 import bayescale as bs
-from bayescale.cards import card_from_dict, load_card
+from bayescale.answers.contrast import contrast
+from bayescale.core.cards import card_from_dict, card_from_json, load_card
+from bayescale.core.pooled_model import build_pooled_model
 from bayescale.errors import CardError, InputError, SamplerWarning
 from bayescale.families import family_labels, family_view, pooling_summary
-from bayescale.families.contrast import contrast
-from bayescale.families.model import build_pooled_model
 
 LABELS = ["a", "b"]
 
@@ -76,7 +76,7 @@ def test_default_cards_say_what_they_pool():
     assert set(load_card("chinchilla-tied").pooling) == {"alpha"}
     assert set(load_card("kaplan-linf").pooling) == {"alpha_N", "alpha_D"}
     card = load_card("chinchilla")
-    assert bs.cards.card_from_json(card.to_json()).pooling == card.pooling
+    assert card_from_json(card.to_json()).pooling == card.pooling
 
 
 @pytest.mark.parametrize(
@@ -282,12 +282,18 @@ def test_cli_fit_group_by_then_contrast(small_families, pooled_fit, tmp_path):
     assert res.exit_code == 2 and "available columns" in res.stderr
 
 
-def test_report_of_a_pooled_fit_has_the_families_section_and_one_figure(fake_pooled, tmp_path):
-    from bayescale.report import write_report
+def test_report_of_a_pooled_fit_has_the_families_section_and_figures_per_family(
+    fake_pooled, tmp_path
+):
+    from bayescale.workflows.report import write_report
 
     pooled, _ = fake_pooled
     doc = write_report(pooled, tmp_path, budgets=[1e22])
-    assert list(doc["figures"]) == ["families"]
+    kinds = ("frontier", "isoflop", "allocation", "pairs", "residuals")
+    assert list(doc["figures"]) == ["families"] + [f"{k}-{lab}" for lab in LABELS for k in kinds]
+    for lab in LABELS:  # each family's own frontier, drawn from its own view
+        assert (tmp_path / "figures" / f"frontier-{lab}.png").is_file()
+        assert f"figures/frontier-{lab}.png" in (tmp_path / "report.md").read_text()
     assert {r["family"] for r in doc["families"]["optimal"]} == set(LABELS)
     assert any(r["parameter"] == "alpha [b]" for r in doc["params"])
     md = (tmp_path / "report.md").read_text()
@@ -296,7 +302,7 @@ def test_report_of_a_pooled_fit_has_the_families_section_and_one_figure(fake_poo
 
 
 # --------------------------------------------------------------------------------------------
-# The law ensemble of pooled fits (bayescale.families.ensemble)
+# The law ensemble of pooled fits (bayescale.engines.families_ensemble)
 # --------------------------------------------------------------------------------------------
 
 def _fake_pooled_ensemble(weights, *, dE=0.05):
@@ -336,7 +342,7 @@ def test_family_view_of_a_pooled_ensemble_is_the_ensemble_of_the_views(tmp_path)
 def test_contrasts_of_a_pooled_ensemble_compare_answers_at_budgets_draw_by_draw():
     ens, _ = _fake_pooled_ensemble((0.5, 0.5), dE=0.3)
     table = contrast(ens, budgets=[1e22], ci_prob=0.9)
-    from bayescale.families.contrast import QUANTITIES_AT_BUDGET
+    from bayescale.answers.contrast import QUANTITIES_AT_BUDGET
 
     assert set(table["quantity"]) == set(QUANTITIES_AT_BUDGET)  # no law parameters: laws differ
     loss = table.set_index("quantity").loc["loss_opt"]
@@ -349,11 +355,12 @@ def test_contrasts_of_a_pooled_ensemble_compare_answers_at_budgets_draw_by_draw(
 
 
 def test_report_of_a_pooled_ensemble(tmp_path):
-    from bayescale.report import write_report
+    from bayescale.workflows.report import write_report
 
     ens, _ = _fake_pooled_ensemble((0.5, 0.5))
     doc = write_report(ens, tmp_path, budgets=[1e22])
-    assert list(doc["figures"]) == ["families"]
+    assert list(doc["figures"])[0] == "families"
+    assert {f"frontier-{lab}" for lab in LABELS} <= set(doc["figures"])
     assert {r["family"] for r in doc["families"]["optimal"]} == set(LABELS)
     assert doc["title"].startswith("bayescale report: law ensemble on")
     assert doc["card"]["name"] == "ensemble"
@@ -362,8 +369,8 @@ def test_report_of_a_pooled_ensemble(tmp_path):
 
 
 def test_pooled_ensemble_fit_on_simulated_families(small_families):
+    from bayescale.engines.families_ensemble import family_splits, fit_families_ensemble
     from bayescale.ensemble import ensemble_info
-    from bayescale.families.ensemble import family_splits, fit_families_ensemble
 
     frame, truth = small_families
     runs = bs.load_runs(frame, group_by="family")

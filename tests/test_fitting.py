@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bayescale import datasets
+from bayescale.core.io import load, save
 from bayescale.errors import ConvergenceError, InputError, SamplerWarning
-from bayescale.fitting import fit
-from bayescale.io import load, save
+from bayescale.workflows.fit import fit
 
 LAW_PARAMS = ["E", "A", "B", "alpha", "beta"]
 
@@ -34,8 +34,8 @@ def test_fit_structure_and_provenance(sim_fit, sim_runs):
 
 def test_pointwise_loglik_matches_model_density(sim_fit):
     """The stored log-likelihood is PyMC's own, recomputed for one draw."""
-    from bayescale.model import build_model
-    from bayescale.posterior import card_of, runs_of
+    from bayescale.core.model import build_model
+    from bayescale.fits.layout import card_of, runs_of
 
     card = card_of(sim_fit)
     model = build_model(card, runs_of(sim_fit))
@@ -151,7 +151,7 @@ def test_cached_refit_equals_fresh_compile(sim_runs, monkeypatch):
     """A compiled model refitted on new data gives what a fresh compile on that data gives."""
     from collections import OrderedDict
 
-    from bayescale import fitting
+    from bayescale.engines import single as fitting
 
     other = datasets.simulate(law="kaplan", random_seed=5)
     opts = dict(card="kaplan-N", draws=500, tune=500, chains=2, random_seed=4)

@@ -1,4 +1,4 @@
-"""Tests of bayescale.io: atomic writes, file modes that follow the umask, save/load round trip."""
+"""Tests of bayescale.core.io: atomic writes, file modes that follow the umask, save/load round trip."""
 
 import os
 import stat
@@ -9,8 +9,8 @@ from fakes import make_fit, scattered
 from typer.testing import CliRunner
 
 from bayescale.cli import app
+from bayescale.core.io import atomic_write, atomic_write_text, current_umask, load, save
 from bayescale.errors import InputError
-from bayescale.io import atomic_write, atomic_write_text, current_umask, load, save
 
 
 @pytest.fixture
@@ -83,10 +83,10 @@ def test_cli_out_files_are_0644_under_umask_022(tmp_path, umask, monkeypatch):
 
     The sampler is replaced by a fit-shaped DataTree: the writers, not the fit, are under test.
     """
-    import bayescale.fitting
+    import bayescale.workflows.fit
     from bayescale import datasets
 
-    monkeypatch.setattr(bayescale.fitting, "fit", lambda runs, **kw: make_fit(scattered(100)))
+    monkeypatch.setattr(bayescale.workflows.fit, "fit", lambda runs, **kw: make_fit(scattered(100)))
     umask(0o022)
     csv = tmp_path / "runs.csv"
     datasets.simulate(random_seed=0).to_csv(csv, index=False)
@@ -101,7 +101,7 @@ def test_cli_out_files_are_0644_under_umask_022(tmp_path, umask, monkeypatch):
 
 def test_report_files_are_0644_under_umask_022(tmp_path, umask):
     """report.html/.md/.json and its figures follow the umask too (no sampling: a fake fit)."""
-    from bayescale.report import write_report
+    from bayescale.workflows.report import write_report
 
     umask(0o022)
     write_report(make_fit(scattered(200)), tmp_path / "report", budgets=[1e22])

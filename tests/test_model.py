@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayescale.cards import load_card
-from bayescale.likelihood import logpdf
-from bayescale.model import build_model
+from bayescale.core.cards import load_card
+from bayescale.core.likelihood import logpdf
+from bayescale.core.model import build_model
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from fakes import make_fit
 
-from bayescale.allocation import exponents, numeric_optimum, optimal, optimal_draws
-from bayescale.cards import list_cards, load_card
-from bayescale.laws import (
+from bayescale.answers.allocation import exponents, numeric_optimum, optimal, optimal_draws
+from bayescale.answers.prediction import loss_block
+from bayescale.core.cards import list_cards, load_card
+from bayescale.core.laws import (
     chinchilla_log,
     get_law,
     interaction_log,
     kaplan_log,
     shifted_log,
 )
-from bayescale.prediction import loss_block
-from bayescale.sbc import prior_draws
+from bayescale.workflows.sbc import prior_draws
 
 NEW_CARDS = {
     "chinchilla-interaction": "interaction",
@@ -222,8 +222,8 @@ def test_recovery_on_simulated_ladder(card):
     the law's loss at a 10x extrapolation is recovered within its own posterior spread."""
     import pandas as pd
 
-    from bayescale.fitting import fit
-    from bayescale.prediction import loss_draws
+    from bayescale.answers.prediction import loss_draws
+    from bayescale.workflows.fit import fit
 
     spec = load_card(card).law_spec
     truth = {**dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37), **TRUTH[card]}
@@ -263,7 +263,7 @@ def test_recovery_on_simulated_ladder(card):
 @pytest.mark.slow
 @pytest.mark.parametrize("card", list(NEW_CARDS))
 def test_small_sbc_ranks_are_uniform(card, request):
-    from bayescale.sbc import sbc
+    from bayescale.workflows.sbc import sbc
 
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("slow (about a minute per card): run with -m slow")

@@ -1,4 +1,4 @@
-"""Planning (bayescale.planning): targets, importance updates, design, plans, CLI and report.
+"""Planning (bayescale.answers.planning): targets, importance updates, design, plans, CLI and report.
 
 Most tests run on fake posteriors (tests/fakes.py, no MCMC); one test refits (the fallback where
 importance weights degenerate) on the shared small fit of the simulated sweep.
@@ -13,15 +13,15 @@ from fakes import make_fit, scattered
 from typer.testing import CliRunner
 
 from bayescale import datasets
-from bayescale.allocation import optimal_draws
+from bayescale.answers.allocation import optimal_draws
+from bayescale.answers.planning import plan
+from bayescale.answers.planning.design import ladder, naive_plan
+from bayescale.answers.planning.preposterior import update
+from bayescale.answers.planning.targets import make_target, target_values, weighted_interval
+from bayescale.answers.planning.view import posterior_view
 from bayescale.cli import app
+from bayescale.core.io import save
 from bayescale.errors import InputError
-from bayescale.io import save
-from bayescale.planning import plan
-from bayescale.planning.design import ladder, naive_plan
-from bayescale.planning.preposterior import update
-from bayescale.planning.targets import make_target, target_values, weighted_interval
-from bayescale.planning.view import posterior_view
 
 LADDER_N = np.repeat([1e8, 2e8, 4e8], 3)
 LADDER_D = np.tile([1e9, 2e9, 4e9], 3)
@@ -171,7 +171,7 @@ def test_plan_cli_json_and_errors(fake, tmp_path):
 
 
 def test_report_what_to_run_next(tmp_path):
-    from bayescale.report import write_report
+    from bayescale.workflows.report import write_report
 
     # Noise wide next to the draws' spread: one run barely moves the weights (no refits).
     fit = make_fit(scattered(1000, seed=3), sigma=0.1, runs_N=LADDER_N, runs_D=LADDER_D)

@@ -9,11 +9,11 @@ from fakes import make_fit, scattered
 from scipy import optimize
 from typer.testing import CliRunner
 
-from bayescale.allocation import inference_compute_for_loss, inference_optimum, optimal
+from bayescale.answers.allocation import inference_compute_for_loss, inference_optimum, optimal
 from bayescale.cli import app
+from bayescale.core.io import save
+from bayescale.core.laws import get_law
 from bayescale.errors import InputError
-from bayescale.io import save
-from bayescale.laws import get_law
 
 LAW = get_law("chinchilla")
 BUDGET = 5.76e23

@@ -5,7 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayescale import plots
-from bayescale.cards import load_card
+from bayescale.core.cards import load_card
 from bayescale.errors import InputError
 
 SIM_BUDGETS = [1e17, 3e17, 1e18, 3e18, 1e19]

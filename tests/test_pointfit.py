@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from bayescale import datasets
-from bayescale.cards import load_card
+from bayescale.core.cards import load_card
+from bayescale.engines.pointfit import _parameterisation, huber, objective, point_fit
 from bayescale.errors import CardError, InputError
-from bayescale.pointfit import _parameterisation, huber, objective, point_fit
-from bayescale.posterior import card_of, draws
+from bayescale.fits.layout import card_of, draws
 
 
 @pytest.fixture(scope="module")

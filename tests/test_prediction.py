@@ -8,9 +8,9 @@ import xarray as xr
 from fakes import make_fit, scattered
 from scipy import stats
 
+from bayescale.answers.prediction import loss_draws, predict, prediction_table, query_points
+from bayescale.core.laws import chinchilla, get_law
 from bayescale.errors import BayescaleError, InputError
-from bayescale.laws import chinchilla, get_law
-from bayescale.prediction import loss_draws, predict, prediction_table, query_points
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
@@ -212,7 +212,7 @@ def test_data_limited_law_needs_only_d():
 
 
 def test_blocks_and_threads_do_not_change_results(monkeypatch):
-    from bayescale import allocation, prediction
+    from bayescale.answers import allocation, prediction
 
     fit = make_fit(scattered(), sigma=0.02)
     N = np.geomspace(1e8, 1e12, 50)

@@ -1,4 +1,4 @@
-"""Tests for bayescale.priors: grammar, canonical form, scipy densities against PyMC, sampling."""
+"""Tests for bayescale.core.priors: grammar, canonical form, scipy densities against PyMC, sampling."""
 
 import json
 import math
@@ -8,8 +8,7 @@ import pymc as pm
 import pytest
 from scipy import special, stats
 
-from bayescale.errors import BayescaleError, CardError
-from bayescale.priors import (
+from bayescale.core.priors import (
     DISTRIBUTIONS,
     MAX_TEXT_LENGTH,
     Prior,
@@ -17,6 +16,7 @@ from bayescale.priors import (
     parse_override,
     parse_prior,
 )
+from bayescale.errors import BayescaleError, CardError
 
 # One example per distribution: (text as a user writes it, canonical text).
 EXAMPLES = {

@@ -1,11 +1,11 @@
-"""Tests of bayescale.progress: one bar over many fits, quiet off a terminal, library keywords."""
+"""Tests of bayescale.core.progress: one bar over many fits, quiet off a terminal, library keywords."""
 
 import pytest
 
 from bayescale import datasets
-from bayescale.backtesting import calibration
+from bayescale.core.progress import FitProgress, fit_progress, tracker
 from bayescale.errors import InputError
-from bayescale.progress import FitProgress, fit_progress, tracker
+from bayescale.workflows.backtest import calibration
 
 
 def test_quiet_when_stderr_is_not_a_terminal(capsys):
@@ -68,7 +68,7 @@ def test_calibration_reports_each_backtest():
 
 
 def test_sbc_accepts_bool_progress():
-    from bayescale.sbc import sbc
+    from bayescale.workflows.sbc import sbc
 
     for flag in (True, False):  # routed through fit_progress, then the usual option checks
         with pytest.raises(InputError, match="n_sims"):

@@ -3,8 +3,8 @@ dropped) against published numbers. Uses the session fit ``chinchilla_fit`` (4 x
 
 import numpy as np
 
-from bayescale.allocation import numeric_optimum, optimal, optimal_draws
-from bayescale.prediction import law_params, predict
+from bayescale.answers.allocation import numeric_optimum, optimal, optimal_draws
+from bayescale.answers.prediction import law_params, predict
 
 C_CHINCHILLA = 5.76e23  # Chinchilla's training budget (Hoffmann et al. 2022)
 

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 
 from bayescale.errors import InputError
-from bayescale.report import DEFAULT_BUDGETS, format_number, report, write_report
+from bayescale.workflows.render import DEFAULT_BUDGETS, format_number
+from bayescale.workflows.report import report, write_report
 
 
 @pytest.fixture(scope="module")
 def report_backtest(sim_runs):
     """A quick point-fit backtest of the simulated sweep (the 9 largest-compute runs held out)."""
-    from bayescale.backtesting import backtest
+    from bayescale.workflows.backtest import backtest
 
     return backtest(sim_runs, method="mle", n_bootstrap=20, random_seed=0)
 
@@ -118,9 +119,9 @@ def test_html_is_self_contained_and_escaped(written):
 
 
 def test_queries_and_errors(sim_fit, tmp_path):
-    from bayescale.laws import get_law
-    from bayescale.posterior import runs_of
-    from bayescale.report import _check_queries
+    from bayescale.core.laws import get_law
+    from bayescale.fits.layout import runs_of
+    from bayescale.workflows.render import _check_queries
 
     law, runs = get_law("chinchilla"), runs_of(sim_fit)
     q = _check_queries([{"N": 1e9, "C": 1e20}, {"N": 2e9, "C": 1e21}], law=law, runs=runs)

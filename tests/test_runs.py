@@ -1,4 +1,4 @@
-"""Tests of bayescale.runs: recognition, derivation, validation, filters, provenance."""
+"""Tests of bayescale.core.runs: recognition, derivation, validation, filters, provenance."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayescale.core.runs import Runs, load_runs, parse_mapping, sha256_frame, validate
 from bayescale.errors import InputError
-from bayescale.runs import Runs, load_runs, parse_mapping, sha256_frame, validate
 
 DATA = Path(
     os.environ.get("BAYESCALE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")

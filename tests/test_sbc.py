@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayescale.cards import load_card
+from bayescale.core.cards import load_card
 from bayescale.errors import InputError
-from bayescale.sbc import (
+from bayescale.workflows.sbc import (
     SBCResult,
     default_design,
     plot_ranks,
@@ -146,7 +146,7 @@ def test_simulate_runs_kaplan_matches_law_and_needs_noise_params():
         "nu": 30.0,
     }
     runs = simulate_runs("kaplan", params, design, random_seed=0)
-    from bayescale.laws import kaplan
+    from bayescale.core.laws import kaplan
 
     np.testing.assert_allclose(
         runs["loss"],
@@ -219,7 +219,7 @@ def test_design_checks_name_the_unique_token_column():
 
 
 def test_simulate_runs_with_unique_tokens_matches_closed_form():
-    from bayescale.laws import data_constrained_log
+    from bayescale.core.laws import data_constrained_log
 
     design = pd.concat([repeat_design()] * 100, ignore_index=True)
     runs = simulate_runs("data-constrained", DC_PARAMS, design, random_seed=0)

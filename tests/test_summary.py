@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayescale.cards import load_card
+from bayescale.answers.summary import fit_summary_json, summarize, to_jsonable
+from bayescale.core.cards import load_card
 from bayescale.errors import InputError
-from bayescale.summary import fit_summary_json, summarize, to_jsonable
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37, "sigma": 0.01, "nu": 20.0}
 

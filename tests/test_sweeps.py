@@ -1,6 +1,6 @@
 """Sweep tables: several runs per (N, D) (a learning-rate sweep), best_of_sweep / drop_duplicates.
 
-Python API (bayescale.runs.load_runs) and the CLI's --best-of-sweep / --drop-duplicates.
+Python API (bayescale.core.runs.load_runs) and the CLI's --best-of-sweep / --drop-duplicates.
 """
 
 import json
@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bayescale.cli import app
+from bayescale.core.runs import load_runs
 from bayescale.errors import InputError
-from bayescale.runs import load_runs
 
 
 def sweep_frame():
@@ -98,7 +98,7 @@ def test_cli_best_of_sweep_reports_on_stderr_and_in_provenance(tmp_path, monkeyp
     """`fit --best-of-sweep` on a sweep table: stderr and the stored provenance say what went."""
     from fakes import make_fit, scattered
 
-    import bayescale.fitting
+    import bayescale.workflows.fit
 
     csv = tmp_path / "sweep.csv"
     cli_sweep_frame().to_csv(csv, index=False)
@@ -110,7 +110,7 @@ def test_cli_best_of_sweep_reports_on_stderr_and_in_provenance(tmp_path, monkeyp
         tree.attrs["bayescale_runs"] = json.dumps(runs.provenance)
         return tree
 
-    monkeypatch.setattr(bayescale.fitting, "fit", fake_fit)
+    monkeypatch.setattr(bayescale.workflows.fit, "fit", fake_fit)
     runner = CliRunner()
     out = tmp_path / "fit"
     bad = runner.invoke(app, ["fit", str(csv), "--out", str(out)])
@@ -121,7 +121,7 @@ def test_cli_best_of_sweep_reports_on_stderr_and_in_provenance(tmp_path, monkeyp
     assert "--best-of-sweep: dropped 24 of 36 rows" in result.stderr
     assert len(seen["runs"]) == 12
     assert set(seen["runs"].frame["run"].str.slice(-4)) == {"_lr1"}
-    stored = json.loads(bayescale.io.load(out / "posterior.nc").attrs["bayescale_runs"])
+    stored = json.loads(bayescale.core.io.load(out / "posterior.nc").attrs["bayescale_runs"])
     assert stored["dropped"] == {"best_of_sweep": 24}
     result = runner.invoke(app, ["fit", str(csv), "--out", str(out), "--drop-duplicates"])
     assert result.exit_code == 0, result.stderr

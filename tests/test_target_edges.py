@@ -11,8 +11,8 @@ from fakes import make_fit, scattered
 from typer.testing import CliRunner
 
 from bayescale.cli import app
-from bayescale.io import save
-from bayescale.report import write_report
+from bayescale.core.io import save
+from bayescale.workflows.report import write_report
 
 
 def test_cli_optimal_target_already_reached(tmp_path):

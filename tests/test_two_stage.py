@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from fakes import make_fit
 
-from bayescale.cards import card_from_json, load_card
+from bayescale.answers.repetition import stage_one_priors, two_stage_fit
+from bayescale.core.cards import card_from_json, load_card
+from bayescale.core.laws import get_law
+from bayescale.core.priors import parse_prior
 from bayescale.errors import InputError
-from bayescale.laws import get_law
-from bayescale.priors import parse_prior
-from bayescale.repetition import stage_one_priors, two_stage_fit
 
 # Muennighoff et al. (2023), huggingface/datablations README: a, b, e = log A, log B, log E
 PUBLISHED = {"E": float(np.exp(0.6254804)), "A": float(np.exp(6.255414)),

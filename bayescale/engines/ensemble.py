@@ -1,0 +1,398 @@
+"""Fit a law ensemble: every card on all runs, rolling forecasts, stacking weights, discrepancy.
+
+References
+----------
+Yao, Y., Vehtari, A., Simpson, D. & Gelman, A. (2018). Using stacking to average Bayesian
+predictive distributions. Bayesian Analysis 13(3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+
+from bayescale.core.cards import load_card
+from bayescale.core.progress import tracker
+from bayescale.core.runs import load_runs
+from bayescale.engines.single import fit_card
+from bayescale.errors import InputError, SamplerWarning
+from bayescale.fits.members import assemble
+from bayescale.scoring.splits import DEFAULT_FRACS, forecast_piece, rolling_splits
+from bayescale.scoring.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
+
+__all__ = ["DEFAULT_CARDS", "REPEAT_CARDS", "assemble", "check_cards", "default_cards",
+           "fit_ensemble", "forecast_weights", "recording_sampler_problems", "weigh_forecasts"]
+
+DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf")
+"""Cards of the default ensemble (see the README, "How far to trust the intervals")."""
+
+REPEAT_CARDS = ("data-constrained",)
+"""Cards that join the default ensemble when the runs repeat data (a unique-token column ``U``
+with some run trained for more than one epoch): laws the plain forms cannot stand in for."""
+
+_EPOCH_TOL = 1e-6
+
+
+def repeats_data(runs) -> bool:
+    """Whether some run saw its unique tokens more than once (``D > U``).
+
+    Parameters
+    ----------
+    runs : Runs
+        The runs (``U`` is read when the table has a unique-token column).
+
+    Returns
+    -------
+    bool
+        False without a ``U`` column.
+    """
+    frame = runs.frame
+    if "U" not in frame:
+        return False
+    epochs = frame["D"].to_numpy(float) / frame["U"].to_numpy(float)
+    return bool(np.any(epochs > 1.0 + _EPOCH_TOL))
+
+
+def default_cards(runs) -> tuple[str, ...]:
+    """The default ensemble's cards for ``runs``.
+
+    :data:`DEFAULT_CARDS`, plus :data:`REPEAT_CARDS` where the data allow: when some run repeats
+    its unique tokens (Muennighoff et al. 2023), the data-constrained law joins, and stacking
+    decides its weight like any other member's.
+
+    Parameters
+    ----------
+    runs : Runs
+        The runs the ensemble is fitted to.
+
+    Returns
+    -------
+    tuple of str
+        Card names.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> default_cards(bs.datasets.simulate(random_seed=0))
+    ('chinchilla', 'chinchilla-tied', 'kaplan-linf')
+    """
+    return DEFAULT_CARDS + (REPEAT_CARDS if repeats_data(runs) else ())
+
+
+def fit_ensemble(
+    runs,
+    *,
+    cards=None,
+    holdout_fracs=DEFAULT_FRACS,
+    draws: int = 2000,
+    tune: int = 1000,
+    chains: int = 4,
+    split_draws: int = 1000,
+    split_tune: int = 1000,
+    random_seed: int = 0,
+    dirichlet_a: float = DIRICHLET_A,
+    discrepancy: bool = True,
+    sampler: str = "nutpie",
+    strict: bool = False,
+    log_likelihood: bool = True,
+    progress=None,
+    **load_kwargs,
+):
+    """Fit an ensemble of cards, weighted by stacking of rolling-origin forecasts.
+
+    Each card is fitted to all runs (the members). For each rolling split
+    (:func:`bayescale.scoring.splits.rolling_splits`) each card is refitted below the split's
+    compute cutoff and its posterior predictive scored on the runs above it. The weights are
+    the posterior mean of Bayesian stacking of those forecast densities
+    (:func:`bayescale.scoring.stacking.stacking_weights`), and the extrapolation discrepancy
+    ``tau`` maximises the pooled forecast log score of the weighted mixture
+    (:func:`~bayescale.scoring.stacking.fit_tau`). The largest distance (decades of compute
+    beyond a split's training runs) that the splits forecast is recorded as
+    ``validated_decades``: answers further out are flagged as unvalidated.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        The runs.
+    cards : sequence of str, Path or Card, optional
+        Candidate cards (at least one; names must be distinct). Default:
+        :func:`default_cards` of the runs (:data:`DEFAULT_CARDS`, plus the data-constrained law
+        when some run repeats data).
+    holdout_fracs : sequence of float, default (0.1, 0.2, 0.3)
+        Held-out fractions of the rolling splits.
+    draws, tune, chains : int
+        Sampler settings of the members' fits on all runs.
+    split_draws, split_tune : int
+        Sampler settings of the rolling-split fits (only their forecasts are kept). At 500,
+        ``kaplan-linf`` fits of the Chinchilla splits had R-hat up to 1.03.
+    random_seed : int, default 0
+        Seed of every fit and of the stacking sampler.
+    dirichlet_a : float, default 2
+        Dirichlet prior concentration of the weights.
+    discrepancy : bool, default True
+        Learn ``tau`` (False: ``tau = 0``).
+    sampler : {"nutpie", "pymc"}
+        NUTS implementation.
+    strict : bool, default False
+        Raise on sampler problems of a member's fit.
+    log_likelihood : bool, default True
+        Store each member's pointwise log-likelihood (for PSIS-LOO).
+    progress : bool or callable, optional
+        One progress bar over all fits (see :func:`bayescale.core.progress.tracker`).
+    **load_kwargs
+        Passed to :func:`bayescale.load_runs` when ``runs`` is a path or frame.
+
+    Returns
+    -------
+    xarray.DataTree
+        Root: ``constant_data``, ``observed_data`` and attrs ``bayescale_ensemble`` (JSON:
+        ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
+        ``card_forecast_lpd``, ``notes``) and the provenance attributes of the member with the
+        largest weight (``bayescale_card``, ``bayescale_runs``, ...). Children ``member_<k>``:
+        the members' fits.
+
+    Raises
+    ------
+    InputError
+        For no cards, duplicate card names, or runs too few for any rolling split.
+
+    References
+    ----------
+    Yao et al. (2018), Bayesian Analysis 13(3); Kennedy & O'Hagan (2001), JRSS B 63(3).
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> ens = fit_ensemble(bs.datasets.simulate(random_seed=0), draws=500)  # doctest: +SKIP
+    >>> bs.ensemble.ensemble_info(ens)["weights"]  # doctest: +SKIP
+    {'chinchilla': 0.41, 'chinchilla-tied': 0.37, 'kaplan-linf': 0.22}
+    """
+
+
+    if cards is not None:
+        card_objs = [load_card(c) for c in cards]
+        check_cards(card_objs)
+        variables = tuple(dict.fromkeys(v for c in card_objs for v in c.law_spec.variables))
+    else:
+        variables = ("N", "D")
+    runs = load_runs(runs, variables=variables, **load_kwargs) if load_kwargs or not hasattr(
+        runs, "subset") else runs
+    if cards is None:
+        card_objs = [load_card(c) for c in default_cards(runs)]
+    names = check_cards(card_objs)
+    fit_opts = {"sampler": sampler, "random_seed": random_seed}
+    min_train = max(c.n_params for c in card_objs) + 1
+    splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
+    if not splits:
+        raise _too_few(runs, min_train, names, notes)
+    with tracker(progress, total=len(card_objs) * (1 + len(splits)),
+                 description="ensemble fits") as advance:
+        member_fits = []
+        for card in card_objs:
+            member_fits.append(fit_card(runs, card=card, draws=draws, tune=tune, chains=chains,
+                                   strict=strict, log_likelihood=log_likelihood, **fit_opts))
+            advance()
+        info = forecast_weights(
+            runs, card_objs, holdout_fracs=holdout_fracs, split_draws=split_draws,
+            split_tune=split_tune, chains=chains, random_seed=random_seed, sampler=sampler,
+            dirichlet_a=dirichlet_a, discrepancy=discrepancy, advance=advance,
+        )
+    return assemble(member_fits, info)
+
+
+def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draws: int = 1000,
+                     split_tune: int = 1000, chains: int = 4, random_seed: int = 0,
+                     sampler: str = "nutpie", dirichlet_a: float = DIRICHLET_A,
+                     discrepancy: bool = True, advance=None) -> dict:
+    """Stacking weights, discrepancy and validated distance from rolling forecasts of ``runs``.
+
+    Parameters
+    ----------
+    runs : Runs
+        The runs.
+    card_objs : sequence of Card
+        The candidate cards (distinct names).
+    holdout_fracs, split_draws, split_tune, chains, random_seed, sampler, dirichlet_a,
+    discrepancy
+        As in :func:`fit_ensemble`.
+    advance : callable, optional
+        Called after each split fit (progress).
+
+    Returns
+    -------
+    dict
+        The ensemble record of :func:`weigh_forecasts`.
+
+    Raises
+    ------
+    InputError
+        When the runs are too few for any rolling split.
+    """
+
+    names = check_cards(card_objs)
+    fit_opts = {"sampler": sampler, "random_seed": random_seed}
+    min_train = max(c.n_params for c in card_objs) + 1
+    splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
+    if not splits:
+        raise _too_few(runs, min_train, names, notes)
+    pieces = []  # pieces[j][k]: split j, card k
+    split_problems = []
+    for split in splits:
+        train, test = runs.subset(~split.mask), runs.subset(split.mask)
+        cmax = float(np.max(train.C))
+        row = []
+        for card in card_objs:
+            with recording_sampler_problems(split_problems, f"split {split.frac:g}"):
+                post = fit_card(train, card=card, draws=split_draws, tune=split_tune,
+                           chains=chains, log_likelihood=False, **fit_opts)
+            row.append(forecast_piece(post, test, train_cmax=cmax))
+            if advance is not None:
+                advance()
+        pieces.append(row)
+    return weigh_forecasts(
+        pieces, [s.mask for s in splits], [s.mask for s in splits], names=names,
+        split_docs=[s.to_dict(runs) for s in splits], dirichlet_a=dirichlet_a,
+        discrepancy=discrepancy, random_seed=random_seed,
+        method="bayesian stacking of rolling-origin forecasts", notes=notes,
+        problems=split_problems,
+        split_settings={"draws": split_draws, "tune": split_tune, "chains": chains},
+        stacklevel=4,
+    )
+
+
+@contextlib.contextmanager
+def recording_sampler_problems(problems: list, label: str):
+    """Record the :class:`SamplerWarning` s raised inside the block as ``"label: message"``.
+
+    Rolling-split fits only serve their forecasts, so their sampler problems are gathered and
+    reported once (:func:`weigh_forecasts`) instead of one warning per fit. Other warnings
+    pass through unchanged.
+
+    Parameters
+    ----------
+    problems : list
+        Appended to in place.
+    label : str
+        Prefix of each recorded message (e.g. the split).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplerWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, SamplerWarning):
+            problems.append(f"{label}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def weigh_forecasts(pieces, row_masks, split_masks, *, names, split_docs,
+                    dirichlet_a: float = DIRICHLET_A, discrepancy: bool = True,
+                    random_seed: int = 0, method: str, notes=(), problems=(),
+                    split_settings=None, stacklevel: int = 2) -> dict:
+    """The ensemble record from rolling forecasts: stacking weights, ``tau``, validated distance.
+
+    Parameters
+    ----------
+    pieces : list of list of dict
+        ``pieces[j][k]``: the forecast piece
+        (:func:`bayescale.scoring.splits.forecast_piece`) of card ``k`` on held-out block
+        ``j`` (a split, or one family of a split).
+    row_masks : sequence of numpy.ndarray of bool
+        The runs of each block, over all runs, in the order of ``pieces``.
+    split_masks : sequence of numpy.ndarray of bool
+        The held-out runs of each split: a run held out by ``m`` splits weighs ``1/m`` in the
+        stacking evidence, so that every held-out run counts once.
+    names : sequence of str
+        Card names, in the order of ``pieces[j]``.
+    split_docs : list of dict
+        One per split, each with ``max_delta_decades``.
+    dirichlet_a, discrepancy, random_seed
+        As in :func:`fit_ensemble`.
+    method : str
+        How the forecasts were made (recorded).
+    notes, problems : sequence of str
+        Skipped splits and sampler problems of the split fits (warned about once here).
+    split_settings : dict, optional
+        Sampler settings of the split fits (recorded).
+    stacklevel : int, default 2
+        Of the sampler-problem warning.
+
+    Returns
+    -------
+    dict
+        ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
+        ``discrepancy``, ``card_forecast_lpd``, ``split_settings``, ``notes``,
+        ``split_sampler_problems``.
+
+    References
+    ----------
+    Yao et al. (2018), Bayesian Analysis 13(3).
+    """
+    problems = list(problems)
+    if problems:
+        n_fits = len(split_docs) * len(names)
+        warnings.warn(
+            f"{len(problems)} of {n_fits} rolling-split fits had sampler problems (their "
+            "forecasts still count): " + " | ".join(problems[:3])
+            + (" | ..." if len(problems) > 3 else ""),
+            SamplerWarning,
+            stacklevel=stacklevel,
+        )
+    count = np.stack(list(split_masks)).sum(axis=0)
+    multiplicity = np.concatenate([count[m] for m in row_masks])
+    log_dens = np.concatenate(
+        [np.stack([card_log_density(p) for p in row]) for row in pieces], axis=1
+    )
+    weights, stack_info = stacking_weights(log_dens, multiplicity=multiplicity, a=dirichlet_a,
+                                           random_seed=random_seed)
+    tau, tau_info = fit_tau(pieces, weights) if discrepancy else (0.0, {})
+    return {
+        "cards": list(names),
+        "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
+        "tau": float(tau),
+        "validated_decades": float(max(d["max_delta_decades"] for d in split_docs)),
+        "splits": split_docs,
+        "stacking": {**stack_info, "method": method,
+                     "multiplicity": "each held-out run counts once"},
+        "discrepancy": tau_info,
+        "card_forecast_lpd": {n: float(np.mean(log_dens[k])) for k, n in enumerate(names)},
+        "split_settings": split_settings or {},
+        "notes": list(notes),
+        "split_sampler_problems": problems,
+    }
+
+
+def check_cards(card_objs) -> list[str]:
+    """Names of an ensemble's cards; raise unless there is at least one and all are distinct.
+
+    Parameters
+    ----------
+    card_objs : sequence of Card
+        The loaded cards.
+
+    Returns
+    -------
+    list of str
+        Their names.
+
+    Raises
+    ------
+    InputError
+        For no cards or a repeated name.
+    """
+    names = [c.name for c in card_objs]
+    if not names:
+        raise InputError("an ensemble needs at least one card")
+    if len(set(names)) != len(names):
+        raise InputError(f"ensemble cards must be distinct, got {names}")
+    return names
+
+
+def _too_few(runs, min_train, names, notes) -> InputError:
+    return InputError(
+        f"{len(runs)} runs are too few for a rolling split with at least {min_train} "
+        f"training runs (cards {', '.join(names)}): " + "; ".join(notes)
+        + ". Fit one card with --law NAME instead."
+    )

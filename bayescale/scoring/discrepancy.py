@@ -1,0 +1,236 @@
+"""An extrapolation-discrepancy term, calibrated on the user's own runs by rolling backtests.
+
+A scaling law fitted to small runs is misspecified far from them, and no in-sample noise term can
+tell: every training run sits at extrapolation distance 0. This module adds a discrepancy on log
+loss that grows with the distance of a query beyond the fitted compute,
+
+.. math:: \\Delta = \\max\\big(0, \\log_{10}(C / C_{\\max})\\big), \\qquad
+          \\delta \\sim \\mathrm{Normal}\\big(0, (\\tau \\Delta)^2\\big),
+
+independent of the run noise, so the predictive scale of posterior draw ``s`` at a query is
+``sqrt(sigma_s**2 + (tau * Delta)**2)``. For a Student-t card the family and ``nu_s`` are kept and
+only the scale is inflated this way (an approximation: the sum of a t and a Normal variable is not
+a t variable). ``tau >= 0`` is the standard deviation of log loss per decade of extrapolation.
+
+``tau`` is learned by rolling-origin backtests
+(:func:`bayescale.engines.discrepancy.estimate_discrepancy`): for each held-out
+fraction, the largest runs by compute are held out, the law is fitted on the rest, and ``tau``
+maximises the pooled log predictive density of all held-out runs.
+
+References
+----------
+Kennedy, M. C. & O'Hagan, A. (2001). Bayesian calibration of computer models. JRSS B 63(3).
+Gneiting, T. & Raftery, A. E. (2007). Strictly proper scoring rules, prediction, and
+estimation. JASA 102(477).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+
+from bayescale.core.likelihood import logpdf
+from bayescale.errors import InputError
+
+__all__ = [
+    "Discrepancy",
+    "as_tau",
+    "extrapolation_decades",
+    "inflated_scale",
+    "pooled_lpd",
+]
+
+TAU_MAX = 1.0
+"""Upper bound of the search for ``tau`` (sd of log loss per decade of compute)."""
+DEFAULT_FRACS = (0.1, 0.2, 0.3)
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """A calibrated extrapolation discrepancy.
+
+    Attributes
+    ----------
+    tau : float
+        Standard deviation of log loss per decade of compute beyond the fitted runs.
+    n_heldout : int
+        Held-out runs pooled over splits (a run held out by several splits counts each time).
+    holdout_fracs : tuple of float
+        The held-out fractions whose splits were used.
+    table : pandas.DataFrame
+        One row per held-out run per split: ``holdout_frac, N, D, C, loss, delta_decades``
+        (compute decades beyond that split's largest training run), ``resid`` (log loss minus the
+        predictive median without discrepancy) and ``sigma_median`` (posterior median of sigma).
+    lpd_without, lpd_with : float
+        Pooled log predictive density of the held-out runs at ``tau = 0`` and at ``tau``.
+    notes : tuple of str
+        Splits that were skipped, and why.
+    """
+
+    tau: float
+    n_heldout: int
+    holdout_fracs: tuple
+    table: pd.DataFrame
+    lpd_without: float
+    lpd_with: float
+    notes: tuple = field(default=())
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (the table as a list of records).
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "tau": float(self.tau),
+            "n_heldout": int(self.n_heldout),
+            "holdout_fracs": [float(f) for f in self.holdout_fracs],
+            "lpd_without": float(self.lpd_without),
+            "lpd_with": float(self.lpd_with),
+            "notes": list(self.notes),
+            "table": json.loads(self.table.to_json(orient="records")),
+        }
+
+
+def as_tau(discrepancy, fit=None) -> float:
+    """The ``tau`` of a discrepancy given as None, a number, a :class:`Discrepancy` or "auto".
+
+    Parameters
+    ----------
+    discrepancy : float, Discrepancy, "auto" or None
+        None means no discrepancy (``tau = 0``). ``"auto"``: the calibrated ``tau`` that ``fit``
+        carries (a law ensemble's, :mod:`bayescale.ensemble`), else 0.
+    fit : xarray.DataTree, optional
+        The fit, for ``"auto"``.
+
+    Returns
+    -------
+    float
+        ``tau >= 0``.
+
+    Raises
+    ------
+    InputError
+        For a value that is not a finite number >= 0.
+
+    Examples
+    --------
+    >>> as_tau(None), as_tau(0.02)
+    (0.0, 0.02)
+    """
+    if discrepancy is None:
+        return 0.0
+    if isinstance(discrepancy, str) and discrepancy == "auto":
+        # a law ensemble records its tau (bayescale.fits.members.ENSEMBLE_ATTR)
+        record = getattr(fit, "attrs", {}).get("bayescale_ensemble") if fit is not None else None
+        return float(json.loads(record)["tau"]) if record else 0.0
+    value = discrepancy.tau if isinstance(discrepancy, Discrepancy) else discrepancy
+    try:
+        tau = float(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"discrepancy must be a number (tau >= 0) or a Discrepancy, got {discrepancy!r}"
+        ) from None
+    if not (np.isfinite(tau) and tau >= 0):
+        raise InputError(f"discrepancy tau must be finite and >= 0, got {tau!r}")
+    return tau
+
+
+def extrapolation_decades(C, C_max: float) -> np.ndarray:
+    """Decades of compute beyond the largest fitted run, ``max(0, log10(C / C_max))``.
+
+    Parameters
+    ----------
+    C : array_like
+        Compute of the queries (FLOPs).
+    C_max : float
+        Largest compute among the fitted runs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``Delta`` >= 0 (NaN where ``C`` is NaN).
+
+    Examples
+    --------
+    >>> extrapolation_decades([1e20, 1e22], 1e21).tolist()
+    [0.0, 1.0]
+    """
+    c = np.asarray(C, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.maximum(np.log10(c / float(C_max)), 0.0)
+
+
+def inflated_scale(sigma, tau: float, delta):
+    """Predictive scale ``sqrt(sigma**2 + (tau * delta)**2)`` (broadcast together).
+
+    Parameters
+    ----------
+    sigma : array_like
+        Run-noise scale on log loss (per draw).
+    tau : float
+        Discrepancy sd per decade.
+    delta : array_like
+        Decades of extrapolation.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> float(inflated_scale(0.03, 0.04, 1.0))
+    0.05
+    """
+    sigma = np.asarray(sigma, dtype=float)
+    return np.sqrt(sigma * sigma + (tau * np.asarray(delta, dtype=float)) ** 2)
+
+
+def pooled_lpd(tau: float, pieces) -> float:
+    """Pooled log predictive density of held-out runs under discrepancy ``tau``.
+
+    Parameters
+    ----------
+    tau : float
+        Discrepancy sd per decade.
+    pieces : sequence of dict
+        Per split: ``y`` (Q,) observed log loss, ``mu`` (S, Q) law log loss per draw, ``sigma``
+        (S,), ``nu`` (S,) or None, ``family``, ``delta`` (Q,).
+
+    Returns
+    -------
+    float
+        ``sum_i log mean_s p(y_i | mu_si, sqrt(sigma_s^2 + (tau delta_i)^2)[, nu_s])``.
+
+    Examples
+    --------
+    >>> piece = {"y": np.array([0.0]), "mu": np.zeros((1, 1)), "sigma": np.ones(1),
+    ...          "nu": None, "family": "Normal", "delta": np.array([0.0])}
+    >>> round(pooled_lpd(0.5, [piece]), 4)
+    -0.9189
+    """
+    total = 0.0
+    for p in pieces:
+        s = p["mu"].shape[0]
+        scale = inflated_scale(p["sigma"][:, None], tau, p["delta"][None, :])
+        nu = None if p["nu"] is None else p["nu"][:, None]
+        lp = logpdf(p["y"][None, :], p["mu"], scale, family=p["family"], nu=nu)
+        total += float(np.sum(special.logsumexp(lp, axis=0) - np.log(s)))
+    return total
+
+
+def _best_tau(pieces) -> float:
+    """Maximise :func:`pooled_lpd` over ``[0, TAU_MAX]`` (bounded search, endpoints checked)."""
+    res = optimize.minimize_scalar(
+        lambda t: -pooled_lpd(t, pieces), bounds=(0.0, TAU_MAX), method="bounded",
+        options={"xatol": 1e-6},
+    )
+    candidates = [(pooled_lpd(0.0, pieces), 0.0), (pooled_lpd(TAU_MAX, pieces), TAU_MAX)]
+    if np.isfinite(res.fun):
+        candidates.append((-float(res.fun), float(res.x)))
+    return max(candidates)[1]
