@@ -21,7 +21,7 @@ _API = {
     "fit": "bayescale.workflows.fit",
     "fit_ensemble": "bayescale.ensemble",
     "save": "bayescale.core.io",
-    "load": "bayescale.core.io",
+    "load": "bayescale.fits.store",
     "predict": "bayescale.answers.prediction",
     "optimal": "bayescale.answers.allocation",
     "compute_for_target": "bayescale.answers.allocation",

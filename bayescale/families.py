@@ -8,11 +8,11 @@ keeps its own values (:mod:`bayescale.core.pooled_model`). The answers are per f
 single-card fit, so prediction, allocation, plots and reports work on it unchanged, and
 :mod:`bayescale.answers.contrast` turns the joint posterior into differences between families.
 Without a card the grouped fit is the law ensemble with every card pooled
-(:mod:`bayescale.engines.families_ensemble`); its family views are ensembles.
+(:mod:`bayescale.engines.ensemble`); its family views are ensembles.
 
 This module only gathers the public names; the code sits in its layers: the pooled model in
 :mod:`bayescale.core.pooled_model`, the engines in :mod:`bayescale.engines.pooled` and
-:mod:`bayescale.engines.families_ensemble`, the views in :mod:`bayescale.fits.families`, and the
+:mod:`bayescale.engines.ensemble`, the views in :mod:`bayescale.fits.families`, and the
 answers (``predict``, ``optimal``, ``compute_for_target`` answer per family on a pooled fit) in
 :mod:`bayescale.answers`.
 
@@ -26,7 +26,7 @@ hierarchical models (the non-centred parameterisation).
 from bayescale.answers.allocation import compute_for_target, optimal
 from bayescale.answers.family_summary import pooling_summary
 from bayescale.answers.prediction import predict
-from bayescale.engines.families_ensemble import fit_families_ensemble
+from bayescale.engines.ensemble import fit_families_ensemble
 from bayescale.fits.families import family_labels, family_view, is_pooled
 
 __all__ = [

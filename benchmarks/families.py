@@ -30,7 +30,7 @@ import bayescale as bs  # noqa: E402
 from bayescale import datasets  # noqa: E402
 from bayescale.answers.contrast import contrast  # noqa: E402
 from bayescale.families import pooling_summary  # noqa: E402
-from bayescale.workflows.backtest_families import backtest_families  # noqa: E402
+from bayescale.workflows.backtest import backtest  # noqa: E402
 
 GROUP_BY = "dataset_name"
 BUDGET = 1e22
@@ -75,15 +75,17 @@ def main(argv=None) -> None:
     if args.skip_backtest:
         return
     t0 = time.perf_counter()
-    summary, _ = backtest_families(
+    result = backtest(
         runs, group_by=GROUP_BY, card=card, holdout_frac=0.2, separate=True,
         random_seed=args.seed,
     )
+    summary = result.families
     print(f"\n== per-corpus backtest, top 20% by compute held out per corpus "
           f"({time.perf_counter() - t0:.0f} s)")
     print(summary.round(4).to_string(index=False))
-    if summary.attrs.get("ensemble"):
-        print(f"pooled ensemble on the training runs: {summary.attrs['ensemble']}")
+    if result.weights is not None:
+        print(f"pooled ensemble on the training runs: weights {result.weights}, tau "
+              f"{result.tau}, validated {result.validated_decades} decades")
     wide = summary.pivot(index="family", columns="method", values="lpd_mean")
     wide["pooled >= separate"] = wide["pooled"] >= wide["separate"]
     print(wide.round(4).to_string())

@@ -40,8 +40,8 @@ from bayescale.answers.planning import plan  # noqa: E402
 from bayescale.answers.planning.targets import make_target, target_values, weighted_interval  # noqa: E402
 from bayescale.answers.planning.view import posterior_view  # noqa: E402
 from bayescale.core.laws import get_law  # noqa: E402
-from bayescale.workflows.fit import fit  # noqa: E402
 from bayescale.errors import SamplerWarning  # noqa: E402
+from bayescale.workflows.fit import fit  # noqa: E402
 
 TRUTH = datasets.DEFAULT_PARAMS["chinchilla"]
 SIGMA = 0.01

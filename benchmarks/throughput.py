@@ -109,7 +109,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.fit:
-        from bayescale.core.io import load
+        from bayescale.fits.store import load
 
         fit = load(args.fit)
     else:

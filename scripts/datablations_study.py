@@ -12,7 +12,8 @@ Variants (``--variants``):
 ``tied``
     The ``data-constrained-tied`` card: alpha = beta, as in the published law.
 ``two-stage``
-    :func:`bayescale.answers.repetition.two_stage_fit`: ``chinchilla-tied`` on the single-epoch runs,
+    :func:`bayescale.answers.repetition.two_stage_fit`: ``chinchilla-tied`` on the single-epoch
+    runs,
     its posterior moment-matched into the priors of E, A, B, alpha of ``data-constrained-tied``,
     which is then fitted on the multi-epoch runs (the prior of R_D* and R_N* is the card's).
 ``two-stage-dc``

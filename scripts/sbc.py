@@ -5,9 +5,11 @@ Usage::
     python scripts/sbc.py --cards chinchilla kaplan --n-sims 200 --out sbc-out
     python scripts/sbc.py --cards data-constrained --n-sims 100 --out sbc-out
 
-Each card is checked on its default design (:func:`bayescale.workflows.sbc.default_design`): an IsoFLOP
+Each card is checked on its default design (:func:`bayescale.workflows.sbc.default_design`): an
+IsoFLOP
 ladder for laws of ``N`` and ``D``, a Datablations-like grid of model sizes, unique-token budgets
-and 1-40 epochs (:func:`bayescale.workflows.sbc.repeat_design`) for laws that read unique tokens ``U``.
+and 1-40 epochs (:func:`bayescale.workflows.sbc.repeat_design`) for laws that read unique tokens
+``U``.
 
 Writes to ``--out``: ``sbc_<card>.png`` and ``.svg`` (rank histograms with the 99% band of a
 uniform histogram), ``sbc_<card>_ranks.csv``, ``sbc_<card>_fits.csv`` (per-simulation sampler

@@ -12,7 +12,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-# Compiled models are cached in the user's cache folder (bayescale.core.compiled), so a second run of
+# Compiled models are cached in the user's cache folder (bayescale.core.compiled), so a second run
+# of
 # the suite loads them; a first run compiles each card in this process (no helper process: the
 # bit-for-bit cold/warm equality it buys is tested in test_compiled.py alone).
 os.environ.setdefault("BAYESCALE_COMPILE_HELPER", "0")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from bayescale import __version__
 from bayescale.cli import app
-from bayescale.io import save
+from bayescale.core.io import save
 
 runner = CliRunner()
 
@@ -111,7 +111,7 @@ def test_help_has_examples(command):
 
 
 def test_cards_lists_builtin_cards():
-    from bayescale.cards import list_cards
+    from bayescale.core.cards import list_cards
 
     result = invoke("cards")
     assert result.exit_code == 0
@@ -210,12 +210,12 @@ def test_fit_out_is_a_file(tiny_csv, tmp_path):
 
 
 def test_unexpected_error_exit_code(tiny_csv, tmp_path, monkeypatch):
-    import bayescale.fitting
+    import bayescale.workflows.fit
 
     def boom(*args, **kwargs):
         raise RuntimeError("sampler exploded\nsecond line")
 
-    monkeypatch.setattr(bayescale.fitting, "fit", boom)
+    monkeypatch.setattr(bayescale.workflows.fit, "fit", boom)
     monkeypatch.delenv("BAYESCALE_DEBUG", raising=False)
     result = invoke("fit", tiny_csv(GOOD), "--out", tmp_path / "o", "--law", "kaplan-N")
     assert_one_line_error(
@@ -401,6 +401,25 @@ def test_plot_writes_every_figure(fake_fit_dir, tmp_path):
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_of_a_pooled_fit_draws_every_figure_per_family(tmp_path):
+    from fakes import scattered
+    from test_families import make_pooled_fit
+
+    b = scattered(seed=1)
+    b["E"] = b["E"] + 0.1
+    pooled, _ = make_pooled_fit({"a": scattered(seed=1), "b": b})
+    save(pooled, tmp_path / "posterior.nc")
+    out = tmp_path / "figs"
+    result = invoke("plot", tmp_path, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    names = {p.name for p in out.iterdir()}
+    assert names == {f"{n}-{fam}.{e}" for n in ("frontier", "isoflop", "allocation", "pairs",
+                                                "residuals")
+                     for fam in ("a", "b") for e in ("png", "svg")}
+    assert (out / "frontier-b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(json.loads(result.stdout)["figures"]) == len(names)
+
+
 def test_plot_refuses_to_overwrite_the_fit(tmp_path):
     fit_file = tmp_path / "frontier.png"
     save(make_fake_fit(), fit_file)
@@ -503,6 +522,17 @@ def test_report_bad_input(sim_csv, tmp_path):
     assert not out.exists()
 
 
+def test_without_law_the_library_decides(sim_csv, tmp_path):
+    """No chinchilla swapped in by the CLI: without --law, `report --compare` and `backtest
+    --discrepancy` are refused by the library, as `bs.report`/`bs.backtest` refuse them."""
+    out = tmp_path / "rep"
+    rep = invoke("report", sim_csv, "--out", out, "--compare", "kaplan")
+    assert_one_line_error(rep, 2, "single cards", progress=True)
+    bt = invoke("backtest", sim_csv, "--out", out, "--discrepancy")
+    assert_one_line_error(bt, 2, "discrepancy", progress=True)
+    assert not out.exists()
+
+
 def test_report_end_to_end(sim_csv, tmp_path, cli_fit):
     out = tmp_path / "rep"
     result = invoke(
@@ -521,8 +551,8 @@ def test_report_end_to_end(sim_csv, tmp_path, cli_fit):
 
 def test_compare_plumbing(sim_csv, tmp_path, monkeypatch):
     """Tables, files and JSON of `compare`, around a stand-in for the (tested) comparison."""
-    import bayescale.comparison
-    from bayescale.comparison import ComparisonResult
+    import bayescale.workflows.compare
+    from bayescale.workflows.compare import ComparisonResult
 
     seen = {}
 
@@ -540,7 +570,7 @@ def test_compare_plumbing(sim_csv, tmp_path, monkeypatch):
             winner=names[1],
         )
 
-    monkeypatch.setattr(bayescale.comparison, "compare", fake_compare)
+    monkeypatch.setattr(bayescale.workflows.compare, "compare", fake_compare)
     out = tmp_path / "cmp"
     result = invoke(
         "compare", sim_csv, "--out", out, "--law", "kaplan", "--law", "chinchilla",

@@ -1,4 +1,5 @@
-"""Tests of bayescale.core.datasets: lookup order, hashes, downloads (mocked), loading, simulation."""
+"""Tests of bayescale.core.datasets: lookup order, hashes, downloads (mocked), loading,
+simulation."""
 
 import dataclasses
 import hashlib

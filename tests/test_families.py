@@ -302,7 +302,7 @@ def test_report_of_a_pooled_fit_has_the_families_section_and_figures_per_family(
 
 
 # --------------------------------------------------------------------------------------------
-# The law ensemble of pooled fits (bayescale.engines.families_ensemble)
+# The law ensemble of pooled fits (bayescale.engines.ensemble)
 # --------------------------------------------------------------------------------------------
 
 def _fake_pooled_ensemble(weights, *, dE=0.05):
@@ -369,8 +369,9 @@ def test_report_of_a_pooled_ensemble(tmp_path):
 
 
 def test_pooled_ensemble_fit_on_simulated_families(small_families):
-    from bayescale.engines.families_ensemble import family_splits, fit_families_ensemble
+    from bayescale.engines.ensemble import fit_families_ensemble
     from bayescale.ensemble import ensemble_info
+    from bayescale.scoring.splits import family_splits
 
     frame, truth = small_families
     runs = bs.load_runs(frame, group_by="family")
@@ -398,3 +399,25 @@ def test_pooled_ensemble_fit_on_simulated_families(small_families):
     assert row["p_x_below_y"] > 0.99 and row["upper"] < 0
     with pytest.raises(InputError, match="no \\[pooling\\] table"):
         fit_families_ensemble(runs, group_by="family", cards=("kaplan-N",))
+
+
+def test_backtest_of_families_is_the_one_backtest_with_a_family_table(small_families):
+    """``bs.backtest(group_by=...)`` returns the BacktestResult of every other backtest."""
+    from bayescale.workflows.backtest import BacktestResult
+
+    frame, _ = small_families
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", SamplerWarning)
+        res = bs.backtest(frame, card="chinchilla", group_by="family", separate=True,
+                          draws=300, tune=300, chains=2, random_seed=0)
+    assert isinstance(res, BacktestResult) and res.group_by == "family" and res.cutoff is None
+    assert set(res.families["method"]) == {"pooled", "separate"}
+    assert set(res.families["family"]) == set(res.table["family"])
+    pooled = res.table[res.table["method"] == "pooled"]
+    assert res.n_test == len(pooled) == res.families.query("method == 'pooled'")["n_test"].sum()
+    assert res.lpd_mean == pytest.approx(pooled["lpd"].mean())
+    assert res.coverage[0.9] == pytest.approx(pooled["covered90"].mean())
+    doc = res.to_dict()
+    assert doc["group_by"] == "family" and len(doc["families"]) == len(res.families)
+    with pytest.raises(InputError, match="holdout_frac only"):
+        bs.backtest(frame, card="chinchilla", group_by="family", method="mle")

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from bayescale import datasets
-from bayescale.core.io import load, save
+from bayescale.core.io import save
 from bayescale.errors import ConvergenceError, InputError, SamplerWarning
+from bayescale.fits.store import load
 from bayescale.workflows.fit import fit
 
 LAW_PARAMS = ["E", "A", "B", "alpha", "beta"]

@@ -1,4 +1,5 @@
-"""Tests of bayescale.core.io: atomic writes, file modes that follow the umask, save/load round trip."""
+"""Tests of bayescale.core.io: atomic writes, file modes that follow the umask, save/load round
+trip."""
 
 import os
 import stat
@@ -9,8 +10,9 @@ from fakes import make_fit, scattered
 from typer.testing import CliRunner
 
 from bayescale.cli import app
-from bayescale.core.io import atomic_write, atomic_write_text, current_umask, load, save
+from bayescale.core.io import atomic_write, atomic_write_text, current_umask, save
 from bayescale.errors import InputError
+from bayescale.fits.store import load
 
 
 @pytest.fixture

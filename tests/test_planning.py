@@ -1,4 +1,5 @@
-"""Planning (bayescale.answers.planning): targets, importance updates, design, plans, CLI and report.
+"""Planning (bayescale.answers.planning): targets, importance updates, design, plans, CLI and
+report.
 
 Most tests run on fake posteriors (tests/fakes.py, no MCMC); one test refits (the fallback where
 importance weights degenerate) on the shared small fit of the simulated sweep.

@@ -1,4 +1,5 @@
-"""Tests for bayescale.core.priors: grammar, canonical form, scipy densities against PyMC, sampling."""
+"""Tests for bayescale.core.priors: grammar, canonical form, scipy densities against PyMC,
+sampling."""
 
 import json
 import math

@@ -1,4 +1,5 @@
-"""Tests of bayescale.core.progress: one bar over many fits, quiet off a terminal, library keywords."""
+"""Tests of bayescale.core.progress: one bar over many fits, quiet off a terminal, library
+keywords."""
 
 import pytest
 

@@ -76,13 +76,13 @@ def test_json_is_strict_and_matches_return(written):
     for r in doc["optimal"]:
         for var in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
             v = r[var]
-            assert v["lower"] <= v["median"] <= v["upper"]
+            assert v["lo"] <= v["median"] <= v["hi"]
     assert {p["parameter"] for p in doc["params"]} == {"E", "A", "B", "alpha", "beta", "sigma",
                                                        "nu"}
     # Default query on LM-like runs: the Chinchilla model.
     (q,) = doc["predictions"]
     assert (q["N"], q["D"]) == (7e10, 1.4e12)
-    assert q["pi_lower"] <= q["ci_lower"] <= q["median"] <= q["ci_upper"] <= q["pi_upper"]
+    assert q["pi_lo"] <= q["ci_lo"] <= q["median"] <= q["ci_hi"] <= q["pi_hi"]
     assert doc["backtest"]["n_test"] == 9 and doc["comparison"]["winner"] == "chinchilla"
     assert [r["prob"] for r in doc["target"]] == [0.5, 0.9]
 
@@ -94,7 +94,7 @@ def test_numbers_read_the_same_everywhere(written):
     (row,) = [r for r in doc["optimal"] if r["budget"] == 1e22]
     shown = [
         format_number(row["N_opt"]["median"]),
-        format_number(row["D_opt"]["upper"]),
+        format_number(row["D_opt"]["hi"]),
         format_number(doc["predictions"][0]["median"]),
         format_number([p for p in doc["params"] if p["parameter"] == "alpha"][0]["median"]),
         format_number(doc["backtest"]["lpd_mean"]),

@@ -26,9 +26,9 @@ def data_dir():
 @pytest.fixture
 def bundled_dir():
     """The tables shipped inside the package (bayescale/data): always there, offline."""
-    from bayescale import datasets
+    import bayescale
 
-    return Path(datasets.__file__).resolve().parent / "data"
+    return Path(bayescale.__file__).resolve().parent / "data"
 
 
 def write(tmp_path, text, name="runs.csv"):

@@ -98,6 +98,7 @@ def test_cli_best_of_sweep_reports_on_stderr_and_in_provenance(tmp_path, monkeyp
     """`fit --best-of-sweep` on a sweep table: stderr and the stored provenance say what went."""
     from fakes import make_fit, scattered
 
+    import bayescale.fits.store
     import bayescale.workflows.fit
 
     csv = tmp_path / "sweep.csv"
@@ -121,7 +122,7 @@ def test_cli_best_of_sweep_reports_on_stderr_and_in_provenance(tmp_path, monkeyp
     assert "--best-of-sweep: dropped 24 of 36 rows" in result.stderr
     assert len(seen["runs"]) == 12
     assert set(seen["runs"].frame["run"].str.slice(-4)) == {"_lr1"}
-    stored = json.loads(bayescale.core.io.load(out / "posterior.nc").attrs["bayescale_runs"])
+    stored = json.loads(bayescale.fits.store.load(out / "posterior.nc").attrs["bayescale_runs"])
     assert stored["dropped"] == {"best_of_sweep": 24}
     result = runner.invoke(app, ["fit", str(csv), "--out", str(out), "--drop-duplicates"])
     assert result.exit_code == 0, result.stderr

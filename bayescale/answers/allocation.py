@@ -97,7 +97,8 @@ def _loss_at_optimum(law: Law, p: Mapping, log_n, log_d):
 def numeric_optimum(law: Law, params: Mapping, budgets) -> tuple[np.ndarray, np.ndarray]:
     """Numeric compute-optimal ``(N*, D*)``: golden-section search on ``log N`` along ``C = 6ND``.
 
-    See :meth:`bayescale.core.laws.Law.numeric_log_n`: a grid brackets the global minimum (a law need
+    See :meth:`bayescale.core.laws.Law.numeric_log_n`: a grid brackets the global minimum (a law
+    need
     not be unimodal along the iso-FLOP line), then golden-section steps refine it. Used as the
     fallback for laws without a closed form and as the test oracle of the closed forms.
 

@@ -34,7 +34,8 @@ def records(frame) -> list[dict]:
 
 
 def summary_table(fit, *, ci_prob: float = 0.9, ci_kind: str = "eti"):
-    """:func:`bayescale.answers.summary.summarize` of every family, stacked with a ``family`` column."""
+    """:func:`bayescale.answers.summary.summarize` of every family, stacked with a ``family``
+    column."""
     import pandas as pd
 
 

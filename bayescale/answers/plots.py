@@ -5,7 +5,8 @@ Every function takes a fit (or a backtest result) and returns a new
 state is touched and nothing opens a window. :func:`save_figure` writes PNG and SVG atomically.
 
 Bands are credible intervals over posterior draws of the law (``ci_kind="eti"`` equal-tailed or
-``"hdi"``), computed with :func:`bayescale.core.stats.interval`. Compute is ``C = 6 N D`` FLOPs and loss
+``"hdi"``), computed with :func:`bayescale.core.stats.interval`. Compute is ``C = 6 N D`` FLOPs and
+loss
 is in nats per token. Axes that span orders of magnitude are logarithmic.
 
 References

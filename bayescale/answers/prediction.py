@@ -322,7 +322,7 @@ def predict(
     Parameters
     ----------
     fit : xarray.DataTree
-        A fit from :func:`bayescale.engines.single.fit`.
+        A fit from :func:`bayescale.fit`.
     N, D, C : array_like, optional
         Any two of parameters, tokens and FLOPs (broadcast together); the third follows from
         ``C = 6 N D``. Single-variable laws need only their variable.

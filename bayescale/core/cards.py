@@ -162,7 +162,8 @@ class Card:
         Parameters
         ----------
         overrides : Mapping
-            ``{parameter: prior}``, the prior as a :class:`~bayescale.core.priors.Prior`, a string such
+            ``{parameter: prior}``, the prior as a :class:`~bayescale.core.priors.Prior`, a string
+            such
             as ``"Beta(2, 5)"`` or a dict. Noise parameters (``sigma``, ``nu``) are allowed.
 
         Returns

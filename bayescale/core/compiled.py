@@ -31,7 +31,8 @@ folders (``<tmp>/bayescale-work-<pid>-...``) of processes that have ended, and s
 older than an hour, are what a killed process leaves behind; the next fit removes them.
 
 Numba code loaded from its cache is not bit-identical to the same code compiled in the process,
-so a cold compile runs in a helper process (``python -m bayescale.core.compiled``), and every fit, cold
+so a cold compile runs in a helper process (``python -m bayescale.core.compiled``), and every fit,
+cold
 or warm, runs code loaded from the cache: same seed, same draws.
 
 The object code of a cfunc includes the PyTensor numba functions it calls, so the entry holds only

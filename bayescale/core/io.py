@@ -1,4 +1,5 @@
-"""Save and load fits as netCDF (HDF5), atomically.
+"""Atomic writes, and saving a fit as netCDF (HDF5); fits are read back by
+:mod:`bayescale.fits.store`.
 
 A fit is an ``xarray.DataTree``; :func:`save` writes it to a temporary file in the target folder and
 renames it into place, so a crash or a full disk never leaves a half-written file and an existing
@@ -127,44 +128,3 @@ def save(fit, path) -> Path:
     >>> bs.save(post, "out/posterior.nc")  # doctest: +SKIP
     """
     return atomic_write(path, lambda p: fit.to_netcdf(p, engine="h5netcdf"))
-
-
-def load(path):
-    """Load a fit saved by :func:`save`.
-
-    Parameters
-    ----------
-    path : str or Path
-        A ``posterior.nc`` written by bayescale.
-
-    Returns
-    -------
-    xarray.DataTree
-        Fully loaded in memory (the file is closed), ready for :func:`bayescale.predict`.
-
-    Raises
-    ------
-    InputError
-        If the file is missing, unreadable, or not a bayescale fit.
-
-    Examples
-    --------
-    >>> import bayescale as bs
-    >>> post = bs.load("out/posterior.nc")  # doctest: +SKIP
-    """
-    import xarray as xr
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"fit file not found: {path}")
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path} is not a readable netCDF fit: {err}") from None
-    is_fit = "posterior" in tree.children or (
-        "bayescale_ensemble" in tree.attrs and "member_0" in tree.children
-    )
-    if "bayescale_card" not in tree.attrs or not is_fit:
-        raise InputError(f"{path} is a netCDF file but not a bayescale fit (no card or posterior)")
-    return tree

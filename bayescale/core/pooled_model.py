@@ -18,7 +18,8 @@ values when each family has few runs (Betancourt & Girolami 2015).
 A pooled amplitude (LogNormal prior) is pooled through the log of its term at the
 ``[prior_scale]`` reference: ``t_f = m + tau z_f``, ``m`` under the card's Normal prior of that
 log term. Parameters not listed get the card's prior independently per family (unpooled);
-unpooled amplitudes use the single-family pivot of :mod:`bayescale.core.model` per family (the log of
+unpooled amplitudes use the single-family pivot of :mod:`bayescale.core.model` per family (the log
+of
 the term at the family's own geometric-mean input).
 
 The noise (``sigma`` and ``nu``) is per family, with the card's priors: corpora and pipelines

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bayescale.core.cards import load_card
 from bayescale.core.runs import load_runs
-from bayescale.engines.single import fit
+from bayescale.engines.single import fit_card
 from bayescale.errors import InputError
 from bayescale.scoring.discrepancy import (
     DEFAULT_FRACS,
@@ -34,7 +34,7 @@ __all__ = ["estimate_discrepancy"]
 def _split_piece(train, test, card, frac, *, draws, tune, chains, random_seed):
     """Fit ``train`` and collect the predictive pieces of ``test`` (see :func:`pooled_lpd`)."""
 
-    post = fit(train, card=card, draws=draws, tune=tune, chains=chains,
+    post = fit_card(train, card=card, draws=draws, tune=tune, chains=chains,
                random_seed=random_seed, log_likelihood=False)
     frame = test.frame
     N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
@@ -74,7 +74,8 @@ def estimate_discrepancy(
     """Calibrate the extrapolation discrepancy ``tau`` by rolling-origin backtests.
 
     For each fraction, the top ``holdout_frac`` of runs by compute are held out
-    (:func:`bayescale.workflows.backtest.split_by_compute`), the card is fitted on the rest, and each
+    (:func:`bayescale.workflows.backtest.split_by_compute`), the card is fitted on the rest, and
+    each
     held-out run contributes its per-draw law log loss ``mu_s``, noise ``sigma_s`` (``nu_s``) and
     distance ``Delta`` beyond that split's largest training compute. ``tau`` maximises the pooled
     log predictive density of all held-out runs over ``[0, 1]``; with a Student-t card the t family

@@ -9,6 +9,7 @@ predictive distributions. Bayesian Analysis 13(3).
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 
 import numpy as np
@@ -16,14 +17,16 @@ import numpy as np
 from bayescale.core.cards import load_card
 from bayescale.core.progress import tracker
 from bayescale.core.runs import load_runs
+from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
 from bayescale.errors import InputError, SamplerWarning
 from bayescale.fits.members import assemble
-from bayescale.scoring.splits import DEFAULT_FRACS, forecast_piece, rolling_splits
+from bayescale.scoring.splits import DEFAULT_FRACS, ByCompute, ByFamily
 from bayescale.scoring.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
 
 __all__ = ["DEFAULT_CARDS", "REPEAT_CARDS", "assemble", "check_cards", "default_cards",
-           "fit_ensemble", "forecast_weights", "recording_sampler_problems", "weigh_forecasts"]
+           "fit_ensemble", "fit_families_ensemble", "forecast_weights",
+           "recording_sampler_problems", "weigh_forecasts"]
 
 DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf")
 """Cards of the default ensemble (see the README, "How far to trust the intervals")."""
@@ -181,25 +184,113 @@ def fit_ensemble(
         runs, "subset") else runs
     if cards is None:
         card_objs = [load_card(c) for c in default_cards(runs)]
-    names = check_cards(card_objs)
-    fit_opts = {"sampler": sampler, "random_seed": random_seed}
-    min_train = max(c.n_params for c in card_objs) + 1
-    splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
-    if not splits:
-        raise _too_few(runs, min_train, names, notes)
-    with tracker(progress, total=len(card_objs) * (1 + len(splits)),
-                 description="ensemble fits") as advance:
+    fit_one = functools.partial(fit_card, chains=chains, sampler=sampler,
+                                random_seed=random_seed)
+    return _fit_members_and_weights(
+        runs, card_objs, splitter=ByCompute(), fit_one=fit_one, holdout_fracs=holdout_fracs,
+        draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
+        random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
+        strict=strict, log_likelihood=log_likelihood, progress=progress,
+    )
+
+
+def fit_families_ensemble(
+    runs,
+    *,
+    group_by: str,
+    cards=None,
+    holdout_fracs=DEFAULT_FRACS,
+    draws: int = 2000,
+    tune: int = 1000,
+    chains: int = 4,
+    split_draws: int = 1000,
+    split_tune: int = 1000,
+    random_seed: int = 0,
+    dirichlet_a: float = DIRICHLET_A,
+    discrepancy: bool = True,
+    strict: bool = False,
+    log_likelihood: bool = True,
+    progress=None,
+):
+    """Fit the law ensemble with every card pooled over the families of ``group_by``.
+
+    The loop of :func:`fit_ensemble` with one pooled model per card
+    (:func:`bayescale.engines.pooled.fit_families`) in place of one fit per card, and the
+    splits of :class:`~bayescale.scoring.splits.ByFamily`: every family holds out its own
+    largest runs by compute (a family too small to split keeps all its runs for training), each
+    card's pooled model is refitted on the rest, and each family's view forecasts that family's
+    held-out runs. One set of weights and one ``tau`` maximise the forecast score pooled over
+    families (each held-out run counted once), since the question "which law extrapolates" is
+    asked of the same kind of runs in every family.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame, str or Path
+        Runs of every family.
+    group_by : str
+        Column that labels the families.
+    cards : sequence of str, Path or Card, optional
+        Candidate cards, each with a ``[pooling]`` table. Default: :func:`default_cards`.
+    holdout_fracs, draws, tune, chains, split_draws, split_tune, random_seed, dirichlet_a,
+    discrepancy, strict, log_likelihood, progress
+        As in :func:`fit_ensemble`.
+
+    Returns
+    -------
+    xarray.DataTree
+        An ensemble tree whose members are pooled fits (record with ``"pooled": True``); its
+        root attrs carry the families too, so every per-family answer works on it
+        (:func:`bayescale.fits.family_view` gives one ensemble per family).
+
+    Raises
+    ------
+    InputError
+        For cards that pool nothing, or runs too few for any rolling split.
+
+    References
+    ----------
+    Yao et al. (2018), Bayesian Analysis 13(3); Gelman & Hill (2007), ch. 12-13.
+    """
+    runs = load_runs(runs, group_by=group_by)
+    card_objs = [load_card(c) for c in (default_cards(runs) if cards is None else cards)]
+    check_cards(card_objs)
+    unpooled = [c.name for c in card_objs if not c.pooling]
+    if unpooled:
+        raise InputError(f"cards {', '.join(unpooled)} have no [pooling] table; a pooled "
+                         "ensemble needs every card to say what it pools")
+    fit_one = functools.partial(fit_families, group_by=group_by, chains=chains,
+                                random_seed=random_seed)
+    tree = _fit_members_and_weights(
+        runs, card_objs, splitter=ByFamily(), fit_one=fit_one, holdout_fracs=holdout_fracs,
+        draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
+        random_seed=random_seed, dirichlet_a=float(dirichlet_a), discrepancy=discrepancy,
+        strict=strict, log_likelihood=log_likelihood, progress=progress, extra={"pooled": True},
+    )
+    return tree
+
+
+def _fit_members_and_weights(runs, card_objs, *, splitter, fit_one, holdout_fracs, draws,
+                             tune, split_draws, split_tune, chains, random_seed, dirichlet_a,
+                             discrepancy, strict, log_likelihood, progress, extra=None):
+    """The ensemble loop: members on all runs, then the forecast record, then the tree."""
+    check_cards(card_objs)
+    folds, notes = splitter.splits(runs, fracs=holdout_fracs, card_objs=card_objs)
+    if not folds:
+        raise splitter.too_few(runs, card_objs, notes)
+    with tracker(progress, total=len(card_objs) * (1 + len(folds)),
+                 description=splitter.description) as advance:
         member_fits = []
         for card in card_objs:
-            member_fits.append(fit_card(runs, card=card, draws=draws, tune=tune, chains=chains,
-                                   strict=strict, log_likelihood=log_likelihood, **fit_opts))
+            member_fits.append(fit_one(runs, card=card, draws=draws, tune=tune, strict=strict,
+                                       log_likelihood=log_likelihood))
             advance()
-        info = forecast_weights(
-            runs, card_objs, holdout_fracs=holdout_fracs, split_draws=split_draws,
-            split_tune=split_tune, chains=chains, random_seed=random_seed, sampler=sampler,
-            dirichlet_a=dirichlet_a, discrepancy=discrepancy, advance=advance,
+        info = _forecast_record(
+            runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds, notes=notes,
+            split_draws=split_draws, split_tune=split_tune, chains=chains,
+            random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
+            advance=advance,
         )
-    return assemble(member_fits, info)
+    return assemble(member_fits, {**info, **(extra or {})})
 
 
 def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draws: int = 1000,
@@ -230,35 +321,45 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
     InputError
         When the runs are too few for any rolling split.
     """
+    check_cards(card_objs)
+    splitter = ByCompute()
+    folds, notes = splitter.splits(runs, fracs=holdout_fracs, card_objs=card_objs)
+    if not folds:
+        raise splitter.too_few(runs, card_objs, notes)
+    fit_one = functools.partial(fit_card, chains=chains, sampler=sampler,
+                                random_seed=random_seed)
+    return _forecast_record(
+        runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds, notes=notes,
+        split_draws=split_draws, split_tune=split_tune, chains=chains, random_seed=random_seed,
+        dirichlet_a=dirichlet_a, discrepancy=discrepancy, advance=advance,
+    )
 
-    names = check_cards(card_objs)
-    fit_opts = {"sampler": sampler, "random_seed": random_seed}
-    min_train = max(c.n_params for c in card_objs) + 1
-    splits, notes = rolling_splits(runs, fracs=holdout_fracs, min_train=min_train)
-    if not splits:
-        raise _too_few(runs, min_train, names, notes)
-    pieces = []  # pieces[j][k]: split j, card k
-    split_problems = []
-    for split in splits:
-        train, test = runs.subset(~split.mask), runs.subset(split.mask)
-        cmax = float(np.max(train.C))
-        row = []
+
+def _forecast_record(runs, card_objs, *, splitter, fit_one, folds, notes, split_draws,
+                     split_tune, chains, random_seed, dirichlet_a, discrepancy,
+                     advance=None) -> dict:
+    """Refit every card on each split's training runs, forecast its held-out runs, weigh."""
+    pieces, row_masks, docs, problems = [], [], [], []
+    for fold in folds:
+        train = runs.subset(~fold.mask)
+        posts = []
         for card in card_objs:
-            with recording_sampler_problems(split_problems, f"split {split.frac:g}"):
-                post = fit_card(train, card=card, draws=split_draws, tune=split_tune,
-                           chains=chains, log_likelihood=False, **fit_opts)
-            row.append(forecast_piece(post, test, train_cmax=cmax))
+            with recording_sampler_problems(problems, splitter.label(fold, card)):
+                posts.append(fit_one(train, card=card, draws=split_draws, tune=split_tune,
+                                     log_likelihood=False))
             if advance is not None:
                 advance()
-        pieces.append(row)
+        blocks = splitter.blocks(runs, fold, posts)
+        for row, mask in blocks:
+            pieces.append(row)
+            row_masks.append(mask)
+        docs.append(splitter.doc(runs, fold, blocks))
     return weigh_forecasts(
-        pieces, [s.mask for s in splits], [s.mask for s in splits], names=names,
-        split_docs=[s.to_dict(runs) for s in splits], dirichlet_a=dirichlet_a,
-        discrepancy=discrepancy, random_seed=random_seed,
-        method="bayesian stacking of rolling-origin forecasts", notes=notes,
-        problems=split_problems,
+        pieces, row_masks, [f.mask for f in folds], names=[c.name for c in card_objs],
+        split_docs=docs, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
+        random_seed=random_seed, method=splitter.method, notes=notes, problems=problems,
         split_settings={"draws": split_draws, "tune": split_tune, "chains": chains},
-        stacklevel=4,
+        stacklevel=5,
     )
 
 
@@ -388,11 +489,3 @@ def check_cards(card_objs) -> list[str]:
     if len(set(names)) != len(names):
         raise InputError(f"ensemble cards must be distinct, got {names}")
     return names
-
-
-def _too_few(runs, min_train, names, notes) -> InputError:
-    return InputError(
-        f"{len(runs)} runs are too few for a rolling split with at least {min_train} "
-        f"training runs (cards {', '.join(names)}): " + "; ".join(notes)
-        + ". Fit one card with --law NAME instead."
-    )

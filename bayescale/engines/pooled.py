@@ -1,6 +1,7 @@
 """Fit the pooled model of several families: sample it and assemble a DataTree with a family dim.
 
-The tree has the groups of :func:`bayescale.engines.single.fit`; the posterior's law parameters carry a
+The tree has the groups of :func:`bayescale.fit`; the posterior's law parameters
+carry a
 ``family`` dimension (labels as its coordinate), ``constant_data`` gains ``run_family`` (the label
 of each run), and the root attrs gain ``bayescale_families`` (grouping column, labels, runs per
 family, pooled parameters). It is saved and loaded by :func:`bayescale.save` /
@@ -25,6 +26,7 @@ from bayescale.core.runs import load_runs
 from bayescale.engines.single import _compiled as compiled_for_card
 from bayescale.engines.single import _versions, provenance_attrs, sample_nutpie
 from bayescale.errors import InputError
+from bayescale.fits.families import families_attr
 
 MIN_RUNS_PER_FAMILY = 3
 """Fewest runs a family may have: its unpooled level parameters (E, A, B) need that many."""
@@ -52,7 +54,8 @@ def _family_runs(runs, *, card: Card, group_by: str):
 
 
 def _compiled(card: Card, model, n_families: int):
-    """Compile through :func:`bayescale.engines.single._compiled`, keyed on the card and family count."""
+    """Compile through :func:`bayescale.engines.single._compiled`, keyed on the card and family
+    count."""
 
     keyed = replace(card, name=f"{card.name}[pooled:{n_families}]")
     return compiled_for_card(keyed, model)
@@ -89,12 +92,13 @@ def fit_families(
         Prior overrides (of the card's parameters; a pooled parameter's prior is that of its
         centre ``mu_<p>``).
     draws, tune, chains, random_seed, strict, progress, log_likelihood, target_accept, adaptation
-        As in :func:`bayescale.engines.single.fit` (nutpie only).
+        As in :func:`bayescale.fit` (nutpie only).
 
     Returns
     -------
     xarray.DataTree
-        As :func:`bayescale.engines.single.fit`, with a ``family`` dimension on the law parameters, the
+        As :func:`bayescale.fit`, with a ``family`` dimension on the law parameters,
+        the
         hyperparameters ``mu_<p>``, ``tau_<p>`` in the posterior, ``run_family`` in
         ``constant_data`` and ``bayescale_families`` in the root attrs.
 
@@ -174,14 +178,7 @@ def fit_families(
     n_runs = {lab: int((fam_of_run == lab).sum()) for lab in labels}
     tree.attrs = {
         **provenance_attrs(card, runs),
-        "bayescale_families": json.dumps(
-            {
-                "group_by": str(group_by),
-                "labels": labels,
-                "n_runs": n_runs,
-                "pooled": list(card.pooling),
-            }
-        ),
+        **families_attr(group_by=group_by, labels=labels, n_runs=n_runs, pooled=card.pooling),
         "bayescale_sampler": json.dumps(
             {
                 "sampler": "nutpie",

@@ -38,7 +38,8 @@ def _as_runs(runs, *, card: Card):
 def _compiled(card: Card, model, *, backend: str = "cached"):
     """nutpie-compiled ``model`` and whether it came from this process's cache.
 
-    ``backend="cached"``: :func:`bayescale.core.compiled.compiled_for` (PyTensor numba code cached on
+    ``backend="cached"``: :func:`bayescale.core.compiled.compiled_for` (PyTensor numba code cached
+    on
     disk across processes; refits get every data variable of ``model`` swapped in).
     ``"pymc-cfunc"``: nutpie's ``compile_pymc_model``, compiled once per process and card (the
     former path, kept for comparison); the caller swaps the data of a cached one.

@@ -60,7 +60,7 @@ def family_view(fit, name: str):
     Returns
     -------
     xarray.DataTree
-        For a pooled law ensemble (:mod:`bayescale.engines.families_ensemble`), the ensemble of its
+        For a pooled law ensemble (:mod:`bayescale.engines.ensemble`), the ensemble of its
         members' views (same weights, discrepancy and validated distance). Otherwise
         a new tree: posterior law parameters and noise without the ``family`` dim (the
         hyperparameters dropped); ``constant_data``, ``observed_data`` and ``log_likelihood``

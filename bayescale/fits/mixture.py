@@ -84,7 +84,8 @@ def mixture_law_params(parts, *, variables=None) -> tuple[MixtureLaw, dict, dict
     Parameters
     ----------
     parts : list of tuple
-        ``(law, params, noise)`` per member with draws, as :func:`bayescale.answers.prediction.law_params`
+        ``(law, params, noise)`` per member with draws, as
+        :func:`bayescale.answers.prediction.law_params`
         returns them, each thinned to the member's share of the mixture's draws.
     variables : tuple of str, optional
         Inputs the mixture reads (all members', including those without draws). Default: the

@@ -29,7 +29,8 @@ def law_params(fit) -> tuple[Law, dict[str, np.ndarray], dict]:
     Returns
     -------
     tuple
-        ``(law, params, noise)``: the :class:`~bayescale.core.laws.Law`; a dict of 1-D draw arrays keyed
+        ``(law, params, noise)``: the :class:`~bayescale.core.laws.Law`; a dict of 1-D draw arrays
+        keyed
         as :meth:`Law.log_loss` reads them (``log_A`` rather than ``A`` for amplitudes, ``L_inf``
         when the card has one); and ``{"family", "sigma", "nu"}`` (``nu`` is None for Normal).
         For a law ensemble (:mod:`bayescale.ensemble`) the law is the members' weighted mixture

@@ -35,6 +35,7 @@ from scipy import optimize, special
 
 from bayescale.core.likelihood import logpdf
 from bayescale.errors import InputError
+from bayescale.fits.view import read
 
 __all__ = [
     "Discrepancy",
@@ -126,9 +127,7 @@ def as_tau(discrepancy, fit=None) -> float:
     if discrepancy is None:
         return 0.0
     if isinstance(discrepancy, str) and discrepancy == "auto":
-        # a law ensemble records its tau (bayescale.fits.members.ENSEMBLE_ATTR)
-        record = getattr(fit, "attrs", {}).get("bayescale_ensemble") if fit is not None else None
-        return float(json.loads(record)["tau"]) if record else 0.0
+        return read(fit).tau if fit is not None else 0.0  # a law ensemble's, else 0
     value = discrepancy.tau if isinstance(discrepancy, Discrepancy) else discrepancy
     try:
         tau = float(value)

@@ -1,6 +1,7 @@
 """Forecasts of held-out runs: compute splits and the exact predictive scores of a fit.
 
-The shared ground of :mod:`bayescale.workflows.backtest` (one split, scored), :mod:`bayescale.scoring.discrepancy`
+The shared ground of :mod:`bayescale.workflows.backtest` (one split, scored),
+:mod:`bayescale.scoring.discrepancy`
 (rolling splits that calibrate ``tau``) and :mod:`bayescale.ensemble` (rolling splits that weight
 the laws): how runs are split by compute, a fit's predictive pieces at new inputs, and the log
 predictive density and exact central intervals of a mixture predictive.

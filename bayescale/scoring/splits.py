@@ -1,7 +1,8 @@
 """Rolling-origin forecasts of every card on the user's runs: the evidence for the weights.
 
 For each held-out fraction ``f``, the top ``f`` of the runs by compute are held out
-(:func:`bayescale.workflows.backtest.split_by_compute`, so runs of one IsoFLOP budget stay together), each
+(:func:`bayescale.workflows.backtest.split_by_compute`, so runs of one IsoFLOP budget stay
+together), each
 card is fitted on the rest and its posterior predictive is evaluated at the held-out runs. A piece
 holds what :mod:`bayescale.scoring.stacking` needs: per-draw law log loss ``mu`` ``(S, Q)``, noise
 ``sigma`` (``nu``), the observed log loss and the distance ``delta`` (decades of compute beyond
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayescale.errors import InputError
+from bayescale.fits.families import family_view
 from bayescale.scoring.discrepancy import extrapolation_decades
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
 from bayescale.scoring.forecast import split_by_compute
@@ -184,3 +186,94 @@ def family_splits(runs, *, fracs) -> tuple[list[tuple[float, np.ndarray]], list[
         seen.add(key)
         out.append((float(frac), mask))
     return out, notes
+
+
+class ByCompute:
+    """Rolling splits of one table: the top ``frac`` of all runs by compute held out.
+
+    A splitter tells the ensemble loop (:func:`bayescale.engines.ensemble.fit_ensemble`) which
+    runs each split holds out and how the cards' fits on the rest forecast them. ``__init__``
+    stores nothing: the splitter is the rule, the runs come with each call.
+    """
+
+    method = "bayesian stacking of rolling-origin forecasts"
+    description = "ensemble fits"
+
+    def splits(self, runs, *, fracs, card_objs) -> tuple[list[Split], list[str]]:
+        """Distinct splits, each leaving more training runs than the largest card's params."""
+        return rolling_splits(runs, fracs=fracs, min_train=_min_train(card_objs))
+
+    def label(self, split: Split, card) -> str:
+        """How a split fit's sampler problems are labelled."""
+        return f"split {split.frac:g}"
+
+    def blocks(self, runs, split: Split, posts) -> list[tuple[list[dict], np.ndarray]]:
+        """One block: every card's forecast piece of all held-out runs."""
+        train, test = runs.subset(~split.mask), runs.subset(split.mask)
+        cmax = float(np.max(train.C))
+        return [([forecast_piece(post, test, train_cmax=cmax) for post in posts], split.mask)]
+
+    def doc(self, runs, split: Split, blocks) -> dict:
+        """The split's record (fraction, cutoff, run counts, distance forecast)."""
+        return split.to_dict(runs)
+
+    def too_few(self, runs, card_objs, notes) -> InputError:
+        """The error when no split is usable."""
+        names = [c.name for c in card_objs]
+        return InputError(
+            f"{len(runs)} runs are too few for a rolling split with at least "
+            f"{_min_train(card_objs)} training runs (cards {', '.join(names)}): "
+            + "; ".join(notes) + ". Fit one card with --law NAME instead."
+        )
+
+
+class ByFamily:
+    """Rolling splits of runs in families: each family holds out its own top by compute.
+
+    Each family's view of a pooled split fit forecasts that family's held-out runs, one block
+    per family, so the weights and ``tau`` are learned from every family's forecasts together.
+    """
+
+    method = "bayesian stacking of rolling-origin forecasts, pooled over families"
+    description = "pooled ensemble fits"
+
+    def splits(self, runs, *, fracs, card_objs) -> tuple[list[Split], list[str]]:
+        """Distinct family splits (:func:`family_splits`)."""
+        folds, notes = family_splits(runs, fracs=fracs)
+        return [Split(frac, mask, None) for frac, mask in folds], notes
+
+    def label(self, split: Split, card) -> str:
+        """How a split fit's sampler problems are labelled."""
+        return f"split {split.frac:g} {card.name}"
+
+    def blocks(self, runs, split: Split, posts) -> list[tuple[list[dict], np.ndarray]]:
+        """One block per family with held-out runs: each card's family view forecasts them."""
+        fam = runs.frame["family"].to_numpy(str)
+        train = runs.subset(~split.mask)
+        fam_train = fam[~split.mask]
+        out = []
+        for lab in np.unique(fam[split.mask]):
+            held = split.mask & (fam == lab)
+            cmax = float(np.max(train.C[fam_train == lab]))
+            test = runs.subset(held)
+            out.append(([forecast_piece(family_view(p, lab), test, train_cmax=cmax)
+                         for p in posts], held))
+        return out
+
+    def doc(self, runs, split: Split, blocks) -> dict:
+        """The split's record (fraction, run counts, largest distance any family forecast)."""
+        deltas = [float(np.max(row[0]["delta"])) for row, _ in blocks]
+        return {"holdout_frac": split.frac, "n_train": int((~split.mask).sum()),
+                "n_test": int(split.mask.sum()), "max_delta_decades": max(0.0, max(deltas))}
+
+    def too_few(self, runs, card_objs, notes) -> InputError:
+        """The error when no split is usable."""
+        return InputError(
+            f"{len(runs)} runs are too few for a rolling split of every family: "
+            + "; ".join(notes) + ". Fit one card with --law NAME instead."
+        )
+
+
+def _min_train(card_objs) -> int:
+    """Fewest training runs a split may leave: the largest card's parameter count plus one."""
+    return max(c.n_params for c in card_objs) + 1

@@ -20,7 +20,8 @@ weights, so the weights' remaining uncertainty is carried, not discarded. The me
 self-normalised importance sampling from the prior, with its effective sample size recorded.
 
 **Discrepancy.** With the weights fixed, ``tau`` (sd of log loss per decade of compute beyond the
-fitted runs, :mod:`bayescale.scoring.discrepancy`) maximises the pooled log score of the same forecasts
+fitted runs, :mod:`bayescale.scoring.discrepancy`) maximises the pooled log score of the same
+forecasts
 under the mixture.
 
 References

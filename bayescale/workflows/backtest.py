@@ -31,16 +31,20 @@ from bayescale.core.cards import load_card
 from bayescale.core.progress import tracker
 from bayescale.core.runs import load_runs
 from bayescale.engines.discrepancy import estimate_discrepancy
-from bayescale.engines.ensemble import default_cards
+from bayescale.engines.ensemble import default_cards, fit_families_ensemble
 from bayescale.engines.pointfit import point_fit
+from bayescale.engines.pooled import fit_families
 from bayescale.errors import InputError
+from bayescale.fits.families import family_view
 from bayescale.fits.layout import draws as draws_of
 from bayescale.fits.layout import provenance, runs_of
 from bayescale.fits.members import ensemble_info
 from bayescale.fits.params import law_params
+from bayescale.fits.view import read
 from bayescale.scoring.discrepancy import as_tau, extrapolation_decades, inflated_scale
 from bayescale.scoring.forecast import DEFAULT_PROBS, predictive_scores, split_by_compute
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
+from bayescale.scoring.splits import split_families
 from bayescale.workflows.fit import fit
 
 __all__ = [
@@ -96,7 +100,8 @@ class BacktestResult:
     tau : float or None
         The discrepancy estimated on the training runs only (None without ``discrepancy``).
     discrepancy : dict or None
-        :meth:`bayescale.scoring.discrepancy.Discrepancy.to_dict` of that estimate, without its table.
+        :meth:`bayescale.scoring.discrepancy.Discrepancy.to_dict` of that estimate, without its
+        table.
     weights : dict or None
         The law ensemble's stacking weights (card -> weight), fitted on the training runs only
         (None for one card). ``tau`` is then the ensemble's discrepancy, already applied in
@@ -104,6 +109,14 @@ class BacktestResult:
     validated_decades : float or None
         The largest extrapolation distance (decades of compute) the ensemble's nested rolling
         splits validated (None for one card).
+    group_by : str or None
+        For a backtest of families (``group_by=``): the column that labels them. Each family
+        then holds out its own largest runs; ``table`` has ``family`` and ``method``
+        (``pooled``, or ``separate`` for a family fitted alone) columns, and the scores above
+        are those of the pooled fit.
+    families : pandas.DataFrame or None
+        For a backtest of families: one row per family and method, ``n_train``, ``n_test``,
+        ``lpd_mean``, ``coverage90``, ``mean_abs_error``.
     """
 
     card: str
@@ -123,6 +136,8 @@ class BacktestResult:
     discrepancy: dict | None = None
     weights: dict | None = None
     validated_decades: float | None = None
+    group_by: str | None = None
+    families: pd.DataFrame | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the table as a list of records, coverage keyed by probability).
@@ -134,7 +149,7 @@ class BacktestResult:
         out = {
             "card": self.card,
             "method": self.method,
-            "cutoff": float(self.cutoff),
+            "cutoff": None if self.cutoff is None else float(self.cutoff),
             "n_train": int(self.n_train),
             "n_test": int(self.n_test),
             "probs": [float(p) for p in self.probs],
@@ -155,6 +170,9 @@ class BacktestResult:
             out["weights"] = {k: float(v) for k, v in self.weights.items()}
             out["validated_decades"] = float(self.validated_decades)
             out["tau"] = float(self.tau)
+        if self.families is not None:
+            out["group_by"] = self.group_by
+            out["families"] = json.loads(self.families.to_json(orient="records"))
         return out
 
 
@@ -171,7 +189,8 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
         Central interval probabilities.
     discrepancy : "auto", float, Discrepancy or None, default "auto"
         Inflate each draw's noise scale to ``sqrt(sigma**2 + (tau * Delta)**2)``, ``Delta`` the
-        compute decades beyond the fit's largest run (:mod:`bayescale.scoring.discrepancy`). ``"auto"``:
+        compute decades beyond the fit's largest run (:mod:`bayescale.scoring.discrepancy`).
+        ``"auto"``:
         the fit's own calibrated ``tau`` (a law ensemble's), none for a single card.
 
     Returns
@@ -228,8 +247,13 @@ def backtest(
     priors=None,
     discrepancy: bool = False,
     discrepancy_fracs=(0.1, 0.2, 0.3),
+    group_by: str | None = None,
+    separate: bool = False,
 ) -> BacktestResult:
     """Hold out the largest runs by compute, fit the rest and score the predictions.
+
+    One entry for every kind of fit: one card, the law ensemble, and (with ``group_by``) one
+    card or the ensemble pooled over families, each family holding out its own largest runs.
 
     Parameters
     ----------
@@ -260,13 +284,24 @@ def backtest(
         Prior overrides of the Bayesian fit.
     discrepancy : bool, default False
         Also score with an extrapolation discrepancy (``method="bayes"`` only), estimated by
-        :func:`bayescale.scoring.discrepancy.estimate_discrepancy` on the *training* runs alone (nested
+        :func:`bayescale.engines.discrepancy.estimate_discrepancy` on the *training* runs alone
+        (nested
         rolling backtests at ``discrepancy_fracs``), so the held-out runs never inform ``tau``.
         Adds ``coverage_calibrated``, ``lpd_mean_calibrated``, ``tau`` and table columns
         ``lpd_calibrated``, ``pi{p}_lower_calibrated``, ``pi{p}_upper_calibrated``,
         ``covered{p}_calibrated``; the uncalibrated fields are unchanged.
     discrepancy_fracs : sequence of float, default (0.1, 0.2, 0.3)
         Held-out fractions of the nested backtests (of the training runs).
+    group_by : str, optional
+        A column labelling families of runs: the top ``holdout_frac`` of each family by compute
+        is held out, the pooled fit (:func:`bayescale.fit` with ``group_by``; the pooled law
+        ensemble without a card, its weights and discrepancy learned on the training runs) is
+        scored on each family's held-out runs through that family's view. ``method="bayes"``
+        and ``holdout_frac`` only.
+    separate : bool, default False
+        With ``group_by``: also fit each family alone on its training runs and score it the
+        same way (``method`` column ``separate``), the comparison that says whether pooling
+        helps.
 
     Returns
     -------
@@ -292,6 +327,15 @@ def backtest(
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if group_by is not None:
+        if method != "bayes" or cutoff is not None or discrepancy:
+            raise InputError("a backtest of families (group_by) takes method 'bayes' and "
+                             "holdout_frac only (no cutoff or discrepancy)")
+        return _backtest_families(
+            runs, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=separate,
+            probs=probs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+            priors=priors,
+        )
     if discrepancy and method != "bayes":
         raise InputError(f"discrepancy needs method 'bayes', got method {method!r}")
     probs = tuple(float(p) for p in probs)
@@ -375,6 +419,74 @@ def backtest(
         median_abs_error=float(table["abs_error"].median()),
         diagnostics=diagnostics,
         probs=probs,
+        **extra,
+    )
+
+
+def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, draws, tune,
+                       chains, random_seed, priors) -> BacktestResult:
+    """Per-family backtest of the pooled fit (and of each family fitted alone, ``separate``).
+
+    Each family is split by compute on its own
+    (:func:`bayescale.scoring.splits.split_families`), so every family is extrapolated whatever
+    its compute range. The pooled fit is made on all training runs at once and scored on each
+    family's held-out runs through its family view.
+    """
+    if card is None and priors:
+        raise InputError("prior overrides need one card: pass card=NAME with priors")
+    card = None if card is None else load_card(card, priors=priors)
+    runs = load_runs(runs, group_by=group_by)
+    test = split_families(runs, holdout_frac=holdout_frac)
+    train_runs, test_runs = runs.subset(~test), runs.subset(test)
+    probs = tuple(float(p) for p in probs)
+    settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+    if card is None:
+
+        pooled = fit_families_ensemble(train_runs, group_by=group_by, split_draws=draws,
+                                       split_tune=tune, log_likelihood=False, **settings)
+    else:
+        pooled = fit_families(train_runs, group_by=group_by, card=card, **settings)
+    tables = []
+    fam_test = test_runs.frame["family"].to_numpy(str)
+    fam_train = train_runs.frame["family"].to_numpy(str)
+    for lab in np.unique(fam_test):
+        held = test_runs.subset(fam_test == lab)
+        fits = {"pooled": family_view(pooled, lab)}
+        if separate:
+            fits["separate"] = fit(train_runs.subset(fam_train == lab), card=card, **settings)
+        for method, f in fits.items():
+            t = score_fit(f, held, probs=probs)
+            t.insert(0, "method", method)
+            t.insert(0, "family", lab)
+            t["n_train"] = int((fam_train == lab).sum())
+            tables.append(t)
+    table = pd.concat(tables, ignore_index=True)
+    scores = dict(n_train=("n_train", "first"), n_test=("loss", "size"), lpd_mean=("lpd", "mean"))
+    if "covered90" in table:
+        scores["coverage90"] = ("covered90", "mean")
+    scores["mean_abs_error"] = ("abs_error", "mean")
+    summary = table.groupby(["family", "method"], sort=True).agg(**scores).reset_index()
+    pooled_rows = table[table["method"] == "pooled"]
+    view = read(pooled)
+    extra = {}
+    if view.is_mixture:  # what the pooled ensemble learned on the training runs
+        info = view.ensemble_info
+        extra = {"weights": info["weights"], "tau": info["tau"],
+                 "validated_decades": info["validated_decades"]}
+    return BacktestResult(
+        card=view.name,
+        method="bayes",
+        cutoff=None,
+        n_train=len(train_runs),
+        n_test=len(test_runs),
+        table=table,
+        coverage={p: float(pooled_rows[f"covered{_label(p)}"].mean()) for p in probs},
+        lpd_mean=float(pooled_rows["lpd"].mean()),
+        median_abs_error=float(pooled_rows["abs_error"].median()),
+        diagnostics=view.diagnostics,
+        probs=probs,
+        group_by=str(group_by),
+        families=summary,
         **extra,
     )
 

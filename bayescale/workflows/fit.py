@@ -1,7 +1,7 @@
 """The public ``fit``: the one place that dispatches on the kind of fit asked for.
 
 No card: the law ensemble (:mod:`bayescale.engines.ensemble`); with ``group_by``, the ensemble
-with every card pooled over the families (:mod:`bayescale.engines.families_ensemble`). A card:
+with every card pooled over the families (:mod:`bayescale.engines.ensemble`). A card:
 one card (:mod:`bayescale.engines.single`), pooled over families with ``group_by``
 (:mod:`bayescale.engines.pooled`).
 """
@@ -9,8 +9,7 @@ one card (:mod:`bayescale.engines.single`), pooled over families with ``group_by
 from __future__ import annotations
 
 from bayescale.core.cards import Card
-from bayescale.engines.ensemble import fit_ensemble
-from bayescale.engines.families_ensemble import fit_families_ensemble
+from bayescale.engines.ensemble import fit_ensemble, fit_families_ensemble
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
 from bayescale.errors import InputError
@@ -48,7 +47,7 @@ def fit(
         :func:`~bayescale.engines.ensemble.default_cards` weighted by stacking of rolling
         forecasts, with an extrapolation discrepancy); with ``group_by``, the same ensemble
         with every card pooled over the families
-        (:func:`bayescale.engines.families_ensemble.fit_families_ensemble`).
+        (:func:`bayescale.engines.ensemble.fit_families_ensemble`).
     priors : Mapping, optional
         Prior overrides, e.g. ``{"alpha": "Beta(2, 5)"}``.
     draws, tune, chains : int

@@ -187,8 +187,8 @@ def _param_rows(fit, *, ci_prob, ci_kind) -> list[dict]:
         {
             "parameter": str(name),
             "median": row["median"],
-            "lower": row[f"{label}_lower"],
-            "upper": row[f"{label}_upper"],
+            "lo": row[f"{label}_lower"],
+            "hi": row[f"{label}_upper"],
             "mean": row["mean"],
             "sd": row["sd"],
             "r_hat": row["r_hat"],
@@ -237,7 +237,9 @@ def _prediction_rows(fit, queries, *, target_loss, ci_prob, ci_kind, random_seed
         fit, **queries, target_loss=target_loss, ci_prob=ci_prob, ci_kind=ci_kind,
         random_seed=random_seed,
     )
-    return prediction_table(ds).to_dict(orient="records")
+    bounds = {f"{v}_{b}": f"{v}_{short}" for v in ("ci", "pi")
+              for b, short in (("lower", "lo"), ("upper", "hi"))}
+    return prediction_table(ds).rename(columns=bounds).to_dict(orient="records")
 
 
 def _exponent_rows(fit, card, *, ci_prob, ci_kind) -> list[dict]:
@@ -249,12 +251,12 @@ def _exponent_rows(fit, card, *, ci_prob, ci_kind) -> list[dict]:
         if f"exponent_{k}" in ds:
             lo, hi = ds[f"exponent_{k}_ci"].to_numpy()
             rows.append({"source": "this fit (posterior)", "exponent": k,
-                         "median": float(ds[f"exponent_{k}"]), "lower": float(lo),
-                         "upper": float(hi)})
+                         "median": float(ds[f"exponent_{k}"]), "lo": float(lo),
+                         "hi": float(hi)})
     for ref in card.references:
         for k, v in dict(ref.exponents).items():
             rows.append({"source": ref.source, "exponent": str(k), "median": float(v),
-                         "lower": None, "upper": None})
+                         "lo": None, "hi": None})
     return rows
 
 
@@ -288,8 +290,8 @@ def _optimal_rows(fit, budgets, *, ci_prob, ci_kind) -> list[dict]:
             ci = ds[f"{var}_ci"].isel(budget=i).to_numpy()
             row[var] = {
                 "median": float(ds[var].isel(budget=i)),
-                "lower": float(ci[0]),
-                "upper": float(ci[1]),
+                "lo": float(ci[0]),
+                "hi": float(ci[1]),
             }
         rows.append(row)
     return rows
@@ -407,7 +409,7 @@ def _tables(doc) -> list[dict]:
             "columns": ["parameter", "median", f"{iv} lower", f"{iv} upper", "R-hat",
                         "ESS bulk", "ESS tail"],
             "rows": [
-                [r["parameter"], *(_cell(r[k]) for k in ("median", "lower", "upper", "r_hat")),
+                [r["parameter"], *(_cell(r[k]) for k in ("median", "lo", "hi", "r_hat")),
                  _cell(_round(r["ess_bulk"])), _cell(_round(r["ess_tail"]))]
                 for r in doc["params"]
             ],
@@ -418,7 +420,7 @@ def _tables(doc) -> list[dict]:
         has_t = any("p_below_target" in r for r in doc["predictions"])
         cols = ["N", "D", "C", "median loss", f"{iv} lower", f"{iv} upper",
                 "predictive lower", "predictive upper", "decades beyond fitted C"]
-        keys = ["N", "D", "C", "median", "ci_lower", "ci_upper", "pi_lower", "pi_upper",
+        keys = ["N", "D", "C", "median", "ci_lo", "ci_hi", "pi_lo", "pi_hi",
                 "extrapolation_C"]
         if has_t:
             cols.append(f"P(loss < {format_number(doc['target_loss'])})")
@@ -448,7 +450,7 @@ def _tables(doc) -> list[dict]:
             row = [_cell(r["budget"])]
             for var in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
                 v = r.get(var) or {}
-                row += [_cell(v.get("median")), _cell(v.get("lower")), _cell(v.get("upper"))]
+                row += [_cell(v.get("median")), _cell(v.get("lo")), _cell(v.get("hi"))]
             rows.append(row)
         tables.append(
             {
@@ -481,7 +483,7 @@ def _tables(doc) -> list[dict]:
                 "columns": ["source", "exponent", "value", f"{iv} lower", f"{iv} upper"],
                 "rows": [
                     [r["source"], r["exponent"],
-                     *(_cell(r[k]) for k in ("median", "lower", "upper"))]
+                     *(_cell(r[k]) for k in ("median", "lo", "hi"))]
                     for r in doc["exponents"]
                 ],
                 "note": "Published exponents as printed (intervals not given there).",

@@ -264,7 +264,7 @@ def report(
     group_by : str, optional
         Column labelling families of runs: one pooled fit of all families
         (:mod:`bayescale.families`) and a per-family report with the families section (no
-        backtest: run :func:`bayescale.workflows.backtest_families.backtest_families` for that).
+        backtest: run :func:`bayescale.backtest` with ``group_by`` for that).
     draws, tune, chains : int
         Sampler settings of every fit.
     random_seed : int, default 0

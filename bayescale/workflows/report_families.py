@@ -1,6 +1,7 @@
 """The report of a pooled fit: per-family parameters, the families section and its one figure.
 
-The document has the layout of :func:`bayescale.workflows.report.write_report` (so the same Markdown and
+The document has the layout of :func:`bayescale.workflows.report.write_report` (so the same
+Markdown and
 HTML renderers draw it), with the per-family parameters in ``params`` (``"alpha [rpj]"``) and a
 ``families`` section: each family's compute-optimal allocation at the budgets, the pairwise
 contrasts with their probabilities, and the pooling scales; the figure shows the per-family
@@ -42,7 +43,8 @@ def write_families_report(fit, out_dir, *, budgets=None, ci_prob: float = 0.9,
                           ci_kind: str = "eti", random_seed=0) -> dict:
     """Write ``report.html``, ``report.md``, ``report.json`` and the figure of a pooled fit.
 
-    Called by :func:`bayescale.workflows.report.write_report` for a fit with families; same files and
+    Called by :func:`bayescale.workflows.report.write_report` for a fit with families; same files
+    and
     layout, per-family content (see the module docstring).
     """
     out_dir = Path(out_dir)

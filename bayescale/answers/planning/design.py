@@ -7,7 +7,8 @@ compute-optimal size at ``C_k`` (the IsoFLOP design of Hoffmann et al. 2022, Sec
 
 The ladder of the fitted runs: runs sorted by compute are split where consecutive budgets are
 more than ``tol_dex`` decades apart; groups of at least 3 runs spanning at most ``2 tol_dex``
-decades are the ladder's levels (IsoFLOP budgets, as in :func:`bayescale.answers.plots.plot_isoflop`),
+decades are the ladder's levels (IsoFLOP budgets, as in
+:func:`bayescale.answers.plots.plot_isoflop`),
 each at its median compute. Without any such group (runs not on IsoFLOP lines), the runs within
 a quarter decade of the largest compute are the one level. The ladder ratio ``r`` is the median
 ratio of consecutive levels (``10^0.5`` with one level) and its N grid is the set of sizes

@@ -1,7 +1,8 @@
 """Plain-data summaries shared by the CLI and the report: a plan, and the two optima side by side.
 
 The inference-aware optimum itself lives with the other allocations in
-:mod:`bayescale.answers.allocation` (:func:`~bayescale.answers.allocation.inference_optimum`); this module only
+:mod:`bayescale.answers.allocation` (:func:`~bayescale.answers.allocation.inference_optimum`); this
+module only
 lays the training-only and the inference-aware answers next to each other.
 """
 
@@ -44,7 +45,8 @@ def inference_side_by_side(
         ``inference_tokens``, ``budgets`` (rows with ``budget``, ``training_only`` and
         ``inference_aware``, each ``{quantity: {"median", "lo", "hi"}}``; the inference-aware
         side also has ``train_fraction``) and, with a target, ``target`` (``training_only`` and
-        ``inference_aware`` answers of :func:`~bayescale.answers.allocation.inference_compute_for_loss`).
+        ``inference_aware`` answers of
+        :func:`~bayescale.answers.allocation.inference_compute_for_loss`).
     """
     train = optimal(fit, budgets=budgets, ci_prob=ci_prob, ci_kind=ci_kind)
     aware = optimal(
@@ -80,7 +82,8 @@ def report_sections(
     Returns
     -------
     tuple
-        ``(plan, plan_doc, inference_doc)``: the :class:`~bayescale.answers.planning.Plan` (or None), its
+        ``(plan, plan_doc, inference_doc)``: the :class:`~bayescale.answers.planning.Plan` (or
+        None), its
         JSON summary without the candidate table (or None), and
         :func:`inference_side_by_side` (or None).
     """

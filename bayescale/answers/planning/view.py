@@ -1,6 +1,7 @@
 """What planning needs from a fit: per-draw law loss anywhere, per-draw noise, and the runs.
 
-Everything else in :mod:`bayescale.answers.planning` reads a fit only through :func:`posterior_view`, so
+Everything else in :mod:`bayescale.answers.planning` reads a fit only through
+:func:`posterior_view`, so
 a new kind of fit (the law ensemble, pooled families) needs changes here only:
 
 - an **ensemble** of member fits with stacking weights becomes one view whose draws are the
@@ -81,7 +82,8 @@ def posterior_view(fit) -> PosteriorView:
     Parameters
     ----------
     fit : xarray.DataTree
-        A fit from :func:`bayescale.engines.single.fit`. (Ensemble and pooled-family fits: see the module
+        A fit from :func:`bayescale.fit`. (Ensemble and pooled-family fits: see the
+        module
         docstring for how this function extends to them.)
 
     Returns
