@@ -42,10 +42,13 @@ _API = {
     "plan": "bayescale.answers.planning",
     "family_view": "bayescale.families",
     "contrast": "bayescale.answers.contrast",
+    "fit_accuracy": "bayescale.engines.accuracy",
+    "predict_accuracy": "bayescale.answers.accuracy",
+    "chance_signal": "bayescale.scoring.chance",
 }
 _MODULES = {
     "datasets": "bayescale.core.datasets",
-    "plots": "bayescale.answers.plots",
+    "plots": "bayescale.plots",
     "laws": "bayescale.core.laws",
     "sbc": "bayescale.workflows.sbc",
     "priors": "bayescale.core.priors",

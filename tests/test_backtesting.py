@@ -125,6 +125,29 @@ def test_coverage_is_nominal_when_the_posterior_is_the_truth():
     assert np.all(table["pi90_lower"] < table["pi50_lower"])
 
 
+def test_pit_and_crps_score_the_whole_distribution():
+    """With the truth as the posterior, PITs are uniform and CRPS is the Normal closed form."""
+    rng = np.random.default_rng(12)
+    truth = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
+    n, sigma = 2000, 0.02
+    N, D = 10 ** rng.uniform(8, 10, n), 10 ** rng.uniform(9, 11, n)
+    loss = chinchilla(N, D, **truth) * np.exp(sigma * rng.standard_normal(n))
+    test = pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": loss})
+    table = score_fit(_fake_fit(truth, sigma, n_draws=20, rng=rng), test, probs=(0.5, 0.9))
+    assert stats.kstest(table["pit"], "uniform").pvalue > 0.01
+    # the central-interval coverage is the PIT's: |PIT - 0.5| <= p / 2
+    inside = np.abs(table["pit"] - 0.5) <= 0.45 + 1e-9
+    assert np.array_equal(inside.to_numpy(), table["covered90"].to_numpy())
+    z = (np.log(loss) - np.log(chinchilla(N, D, **truth))) / sigma
+    closed = sigma * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z)
+                      - 1 / np.sqrt(np.pi))
+    np.testing.assert_allclose(table["crps"], closed, rtol=1e-4, atol=1e-9)
+    # a biased centre shows in the share below the median, not only in the coverage
+    shifted = test.assign(loss=test["loss"] * 0.97)
+    low = score_fit(_fake_fit(truth, sigma, n_draws=20, rng=rng), shifted, probs=(0.9,))
+    assert (low["pit"] < 0.5).mean() > 0.9 and low["crps"].mean() > table["crps"].mean()
+
+
 # ------------------------------------------------------------------------------------------
 # End to end
 # ------------------------------------------------------------------------------------------
@@ -147,6 +170,10 @@ def test_mle_backtest_end_to_end(backtesting_mle, sim_runs):
     assert res.diagnostics["noise"]["sigma_median"] == pytest.approx(0.01, rel=0.5)
     d = json.loads(json.dumps(res.to_dict()))
     assert d["n_test"] == 9 and len(d["table"]) == 9 and "0.9" in d["coverage"]
+    assert all(0 <= r["pit"] <= 1 and r["crps"] >= 0 for r in d["table"])
+    assert d["crps_mean"] == pytest.approx(res.table["crps"].mean())
+    assert d["below_median"] == pytest.approx((res.table["pit"] < 0.5).mean())
+    assert set(d["pit_uniformity"]) == {"statistic", "pvalue", "n"}
 
 
 def test_bayes_backtest_end_to_end(sim_runs, sim_fit):

@@ -47,7 +47,7 @@ def test_unknown_parameter_lists_valid_ones():
 
 
 def test_unknown_card_lists_builtins():
-    with pytest.raises(CardError, match="built-in cards: chinchilla"):
+    with pytest.raises(CardError, match="built-in cards: .*chinchilla"):
         load_card("chinchila")
 
 

@@ -17,7 +17,16 @@ import pandas as pd
 import pytest
 
 import bayescale
-from bayescale.core.datasets import DATASETS, available, list_datasets, load, path, simulate
+from bayescale.core.datasets import (
+    DATASETS,
+    available,
+    list_datasets,
+    load,
+    path,
+    read_table,
+    simulate,
+    task_info,
+)
 from bayescale.core.laws import chinchilla, chinchilla_optimal, kaplan
 from bayescale.core.runs import load_runs
 from bayescale.errors import InputError
@@ -26,7 +35,7 @@ DATA = Path(
     os.environ.get("BAYESCALE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 PACKAGE_DATA = Path(bayescale.__file__).resolve().parent / "data"
-BUNDLED = ("datablations", "overtraining")
+BUNDLED = ("datablations", "overtraining", "overtraining_downstream", "overtraining_eval_tasks")
 
 
 @pytest.fixture(autouse=True)
@@ -72,10 +81,15 @@ def serve(monkeypatch, payload, calls):
 
 def test_registry_and_list():
     table = list_datasets()
-    assert table["name"].tolist() == ["chinchilla", "datablations", "overtraining", "marin"]
-    assert table["downloadable"].tolist() == [True, False, False, False]
-    assert table["bundled"].tolist() == [False, True, True, False]
-    assert table["licence"].tolist() == ["none stated", "Apache-2.0", "MIT", "none stated"]
+    assert table["name"].tolist() == [
+        "chinchilla", "datablations", "overtraining", "marin", "overtraining_downstream",
+        "overtraining_eval_tasks",
+    ]
+    assert table["downloadable"].tolist() == [True, False, False, False, False, False]
+    assert table["bundled"].tolist() == [False, True, True, False, True, True]
+    assert table["licence"].tolist() == [
+        "none stated", "Apache-2.0", "MIT", "none stated", "MIT", "MIT",
+    ]
     assert set(table.columns) >= {"filename", "citation", "url", "sha256", "description", "source"}
     assert DATASETS["chinchilla"].url.endswith(
         "92258837425e1b5f2851d624287f0120583a3d0e/data/svg_extracted_data.csv"
@@ -155,12 +169,13 @@ def test_bundled_tables_ship_in_the_wheel(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import bayescale.core.datasets as d; print(d.path('datablations')); "
-        "print(len(d.load('datablations')), len(d.load('overtraining')))"
+        "print(len(d.load('datablations')), len(d.load('overtraining')), "
+        "len(d.read_table('overtraining_eval_tasks')))"
     )
     env = {"PYTHONPATH": str(site), "BAYESCALE_CACHE_DIR": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
                          capture_output=True, text=True, env=env).stdout
-    assert str(site / "bayescale" / "data") in out and out.strip().endswith("296 104")
+    assert str(site / "bayescale" / "data") in out and out.strip().endswith("296 104 51")
 
 
 def test_data_dir_hash_mismatch_names_both_hashes(monkeypatch, tmp_path):
@@ -393,3 +408,57 @@ def test_simulate_does_not_mutate_params():
     df = simulate(params=params, n_per_budget=3)
     assert params == {"E": 1.5}
     assert df.attrs["true_params"]["E"] == 1.5 and df.attrs["true_params"]["A"] == 480.0
+
+
+# --------------------------------------------------------------------------------------------
+# Downstream accuracies and evaluation tasks
+# --------------------------------------------------------------------------------------------
+
+
+def test_downstream_table_loads_with_any_metric_column():
+    frame = read_table("overtraining_downstream")
+    assert frame.shape == (104, 63) and frame.attrs["dataset"] == "overtraining_downstream"
+    assert sum(c.startswith("acc_") for c in frame) == 46
+    assert sum(c.startswith("loss_") for c in frame) == 8
+    runs = load("overtraining_downstream")
+    assert len(runs) == 104
+    np.testing.assert_allclose(runs.loss, frame["loss_c4_val"])
+    # another validation loss as the fitted quantity: load_runs' mapping does it
+    other = load("overtraining_downstream", mapping={"loss": "loss_paloma_c4_en"})
+    np.testing.assert_allclose(other.loss, frame["loss_paloma_c4_en"])
+    np.testing.assert_allclose(other.C, frame["C_6ND"], rtol=1e-12)
+
+
+def test_task_table_is_not_a_runs_table():
+    with pytest.raises(InputError, match="read_table\\('overtraining_eval_tasks'\\)"):
+        load("overtraining_eval_tasks")
+    tasks = read_table("overtraining_eval_tasks")
+    assert len(tasks) == 51 and {"Eval Task", "Random baseline", "#datapoints"} <= set(tasks)
+
+
+def test_task_info_by_task_or_column_name():
+    hs = task_info("acc_hellaswag")
+    assert (hs.name, hs.random_baseline, hs.n_examples) == ("hellaswag", 0.25, 10042)
+    assert hs.task_type == "multiple choice" and hs.shots == 10
+    assert task_info(" PIQA ").random_baseline == 0.5
+    assert task_info("jeopardy").random_baseline == 0.0
+    # every accuracy column of the downstream table has its task
+    frame = read_table("overtraining_downstream")
+    for col in (c for c in frame if c.startswith("acc_")):
+        info = task_info(col)
+        assert 0 <= info.random_baseline < 1 and info.n_examples >= 32
+
+
+def test_task_info_unknown_or_bad_task():
+    with pytest.raises(InputError, match="no evaluation task 'hellaswg'.*closest: hellaswag"):
+        task_info("hellaswg")
+    with pytest.raises(InputError, match="no evaluation task 'acc_gpqa'"):
+        task_info("acc_gpqa")
+    bad = pd.DataFrame({"Eval Task": ["x"], "Random baseline": [250], "#datapoints": [10]})
+    with pytest.raises(InputError, match="not a percent"):
+        task_info("x", tasks=bad)
+    with pytest.raises(InputError, match="lacks column"):
+        task_info("x", tasks=bad.drop(columns="#datapoints"))
+    zero = bad.assign(**{"Random baseline": [25], "#datapoints": [0]})
+    with pytest.raises(InputError, match="positive integer"):
+        task_info("x", tasks=zero)

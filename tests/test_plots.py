@@ -5,6 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayescale import plots
+from bayescale.answers.plots import _isoflop_budgets
 from bayescale.core.cards import load_card
 from bayescale.errors import InputError
 
@@ -128,11 +129,11 @@ def test_isoflop_default_budgets_and_optimum(sim_fit, sim_runs):
 
 
 def test_isoflop_budget_detection():
-    budgets, clustered = plots._isoflop_budgets(np.repeat(SIM_BUDGETS, 9) * 1.01)
+    budgets, clustered = _isoflop_budgets(np.repeat(SIM_BUDGETS, 9) * 1.01)
     assert clustered
     np.testing.assert_allclose(budgets, np.array(SIM_BUDGETS) * 1.01, rtol=1e-3)
     scattered = np.geomspace(1e18, 1e22, 60)
-    budgets, clustered = plots._isoflop_budgets(scattered)
+    budgets, clustered = _isoflop_budgets(scattered)
     assert not clustered
     np.testing.assert_allclose(budgets, [1e18, 2.2e19, 4.6e20, 1e22])
 
@@ -293,3 +294,20 @@ def test_calibration_figure():
     assert "90% range if calibrated (n = 9 runs)" in _legend_texts(ax.get_legend())
     with pytest.raises(InputError, match="coverage"):
         plots.plot_calibration(table.drop(columns="coverage"))
+
+
+def test_reliability_figure_shows_coverage_at_every_level_and_the_pit():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    pit = np.linspace(0.02, 0.98, 25)
+    res = SimpleNamespace(table=pd.DataFrame({"pit": pit}), card="chinchilla", method="bayes",
+                          n_test=25)
+    fig = plots.plot_reliability(res)
+    left, right = fig.axes
+    (line,) = [ln for ln in left.lines if ln.get_marker() == "o"]
+    np.testing.assert_allclose(line.get_xdata(), np.arange(0.05, 0.951, 0.05), atol=1e-9)
+    assert sum(p.get_height() for p in right.patches) == 25
+    with pytest.raises(InputError, match="pit"):
+        plots.plot_reliability(SimpleNamespace(table=pd.DataFrame({"x": [1.0]})))

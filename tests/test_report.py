@@ -53,7 +53,7 @@ def written(sim_fit, report_backtest, report_comparison, tmp_path_factory):
 def test_files_and_nothing_else(written):
     out, doc = written
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-    figs = ["allocation", "backtest", "frontier", "isoflop", "pairs", "residuals"]
+    figs = ["allocation", "backtest", "frontier", "isoflop", "pairs", "reliability", "residuals"]
     expected = sorted(
         ["figures", "figures/mine.png", "notes.txt", "report.html", "report.json", "report.md"]
         + [f"figures/{f}.{ext}" for f in figs for ext in ("png", "svg")]

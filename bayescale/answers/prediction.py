@@ -379,6 +379,8 @@ def predict(
     >>> float(ds["median"][0]), ds["ci"].sel(ci_bound="upper").item()  # doctest: +SKIP
     (1.97, 1.99)
     """
+    if read(fit).is_accuracy:  # an accuracy fit: bayescale.answers.accuracy
+        raise InputError("an accuracy fit: use bayescale.predict_accuracy")
     check_ci(ci_prob, ci_kind)
     if target_loss is not None:
         try:

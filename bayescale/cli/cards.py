@@ -67,7 +67,8 @@ def _show_card(card) -> None:
             where = f"term at {var} = {scale:g}"
         t.add_row(p, str(card.priors[p]), where)
     for k, v in card.noise_priors.items():
-        t.add_row(k, str(v), f"{card.family} noise on log loss")
+        on = "accuracy" if getattr(card, "kind", "loss") == "accuracy" else "log loss"
+        t.add_row(k, str(v), f"{card.family} noise on {on}")
     console.print(t)
     for ref in card.references:
         console.print(f"\nReference: {ref.source}", markup=False, style="bold")

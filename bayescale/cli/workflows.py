@@ -303,11 +303,12 @@ def backtest(
                            holdout_frac=holdout_frac, as_json=as_json, priors=choice.priors,
                            **fit_kwargs)
         return
-    names = ["backtest.csv", "backtest.json", "backtest.png", "backtest.svg"]
+    names = ["backtest.csv", "backtest.json", "backtest.png", "backtest.svg", "reliability.png",
+             "reliability.svg"]
     if calibration:
         names += ["calibration.csv", "calibration.png", "calibration.svg"]
     folder = check_out_dir(out, names, [runs])
-    from bayescale.answers import plots
+    from bayescale.answers import plots, score_plots
     from bayescale.core.progress import fit_progress
     from bayescale.workflows import backtest as backtesting
 
@@ -335,10 +336,11 @@ def backtest(
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(folder / "backtest.csv", result.table, index=False)
     write_text(folder / "backtest.json", json_text(data))
-    plots.save_figure(plots.plot_backtest(result), folder, "backtest")
+    plots.save_figure(score_plots.plot_backtest(result), folder, "backtest")
+    plots.save_figure(score_plots.plot_reliability(result), folder, "reliability")
     if calib is not None:
         write_csv(folder / "calibration.csv", calib, index=False)
-        plots.save_figure(plots.plot_calibration(calib), folder, "calibration")
+        plots.save_figure(score_plots.plot_calibration(calib), folder, "calibration")
     if as_json:
         print_json(data)
         return

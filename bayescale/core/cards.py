@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from bayescale.core.accuracy_cards import accuracy_card_from_dict
 from bayescale.core.laws import Law, get_law
 from bayescale.core.priors import Prior, as_prior
 from bayescale.errors import CardError
@@ -258,13 +259,16 @@ def card_from_dict(data: Mapping, *, source: str = "") -> Card:
 
     Returns
     -------
-    Card
+    Card or AccuracyCard
+        An :class:`~bayescale.core.accuracy_cards.AccuracyCard` when ``kind = "accuracy"``.
 
     Raises
     ------
     CardError
         With the card, the key and what was expected.
     """
+    if data.get("kind", "loss") == "accuracy":  # accuracy laws: bayescale.core.accuracy_cards
+        return accuracy_card_from_dict(data, source=source)
     where = source or data.get("name", "<card>")
 
     def fail(msg):

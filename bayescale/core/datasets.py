@@ -38,7 +38,18 @@ from bayescale.core.laws import chinchilla, chinchilla_optimal, kaplan, kaplan_o
 from bayescale.core.runs import Runs, load_runs
 from bayescale.errors import InputError
 
-__all__ = ["DATASETS", "DatasetInfo", "available", "list_datasets", "load", "path", "simulate"]
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "TaskInfo",
+    "available",
+    "list_datasets",
+    "load",
+    "path",
+    "read_table",
+    "simulate",
+    "task_info",
+]
 
 DATA_DIR_ENV = "BAYESCALE_DATA_DIR"
 CACHE_DIR_ENV = "BAYESCALE_CACHE_DIR"
@@ -74,6 +85,9 @@ class DatasetInfo:
         Repository, pinned commit and path the file comes from.
     bundled : bool
         Whether the file ships inside the package (only under a licence that allows it).
+    runs : bool
+        Whether the file is a runs table (:func:`load` reads it as :class:`Runs`); other tables
+        (the evaluation tasks' metadata) are read with :func:`read_table`.
     """
 
     name: str
@@ -87,6 +101,7 @@ class DatasetInfo:
     licence: str = "none stated"
     source: str = ""
     bundled: bool = False
+    runs: bool = True
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -184,6 +199,52 @@ DATASETS: dict[str, DatasetInfo] = {
             "experiments table, rows marin_202603 / comma"
         ),
     ),
+    "overtraining_downstream": DatasetInfo(
+        name="overtraining_downstream",
+        filename="overtraining_gadre2024_downstream.csv",
+        url=None,
+        sha256="3698adc0b519f90dba5f10165e56b2b4d89ad988503ee4f1bed48e07b66cdb0b",
+        citation=(
+            "Gadre et al. (2024), arXiv:2403.08540; mlfoundations/scaling exp_data/models/*.json "
+            "joined with exp_data/evals/evaluation_*_heavy.json @ a003c49"
+        ),
+        description=(
+            "The 104 over-trained runs with several metrics per run: 8 validation losses "
+            "(loss_*, nats/token) and 46 downstream accuracies (acc_*, 0-1, LLM-foundry "
+            "in-context evaluation); group = dataset (c4_original, rpj, rw_original). Read the "
+            "whole table with read_table() to fit an accuracy (bayescale.fit_accuracy); each "
+            "task's random baseline and size come from task_info()."
+        ),
+        mapping={"N": "N", "D": "D", "loss": "loss_c4_val", "run": "model", "group": "dataset"},
+        licence="MIT",
+        source=(
+            "mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5, "
+            "exp_data/models/*.json joined with exp_data/evals/evaluation_*_heavy.json"
+        ),
+        bundled=True,
+    ),
+    "overtraining_eval_tasks": DatasetInfo(
+        name="overtraining_eval_tasks",
+        filename="overtraining_gadre2024_eval_tasks.csv",
+        url=None,
+        sha256="ddfe2b3e2559a9f9c4938a3805abbcd12372ee13b0e5563b5e63530db266ceb1",
+        citation=(
+            "Gadre et al. (2024), arXiv:2403.08540; mlfoundations/scaling "
+            "exp_data/eval_metadata.csv @ a003c49"
+        ),
+        description=(
+            "Metadata of the 51 LLM-foundry evaluation tasks: category, type, shots, number of "
+            "datapoints and random baseline (percent). Not a runs table: read it with "
+            "read_table(), or one task with task_info()."
+        ),
+        licence="MIT",
+        source=(
+            "mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5, "
+            "exp_data/eval_metadata.csv (descriptions dropped)"
+        ),
+        bundled=True,
+        runs=False,
+    ),
 }
 """The registered datasets, by name."""
 
@@ -199,7 +260,7 @@ def list_datasets() -> pd.DataFrame:
 
     Examples
     --------
-    >>> list_datasets()["name"].tolist()
+    >>> list_datasets()["name"].tolist()[:4]
     ['chinchilla', 'datablations', 'overtraining', 'marin']
     """
     return pd.DataFrame(
@@ -347,12 +408,152 @@ def load(name: str, *, cache_dir=None, **load_runs_kwargs) -> Runs:
     240
     """
     info = _info(name)
+    if not info.runs:
+        raise InputError(
+            f"dataset {name!r} is not a table of training runs; read it with "
+            f"bayescale.datasets.read_table({name!r})"
+        )
     file = path(name, cache_dir=cache_dir)
     user_mapping = load_runs_kwargs.pop("mapping", None) or {}
     mapping = {**info.mapping, **user_mapping}
     kwargs = {**info.default_filters, **load_runs_kwargs}
     runs = load_runs(file, mapping=mapping, **kwargs)
     return Runs(frame=runs.frame, provenance={**runs.provenance, "dataset": name})
+
+
+# --------------------------------------------------------------------------------------------
+# Whole tables and evaluation tasks
+# --------------------------------------------------------------------------------------------
+
+
+def read_table(name: str, *, cache_dir=None) -> pd.DataFrame:
+    """Read a registered dataset's file as it is, every column kept.
+
+    :func:`load` keeps only the columns a loss law reads; the downstream table's accuracies
+    (``acc_*``) and other losses, and the evaluation tasks' metadata, are read with this.
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset name (see :func:`list_datasets`).
+    cache_dir : str or pathlib.Path, optional
+        Cache folder, as in :func:`path`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The file's rows and columns; ``attrs["dataset"]`` holds ``name``.
+
+    Raises
+    ------
+    InputError
+        As :func:`path`.
+
+    Examples
+    --------
+    >>> frame = read_table("overtraining_downstream")
+    >>> frame.shape, "acc_hellaswag" in frame
+    ((104, 63), True)
+    """
+    frame = pd.read_csv(path(name, cache_dir=cache_dir))
+    frame.attrs["dataset"] = name
+    return frame
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """An evaluation task's metadata (Gadre et al. 2024, ``exp_data/eval_metadata.csv``).
+
+    Attributes
+    ----------
+    name : str
+        Task name as in the metadata (``"hellaswag"``).
+    random_baseline : float
+        Accuracy of random guessing, as a fraction (the table gives percent).
+    n_examples : int
+        Number of evaluation datapoints.
+    category, task_type : str
+        Task category (``"language understanding"``) and type (``"multiple choice"``).
+    shots : int
+        In-context examples.
+    """
+
+    name: str
+    random_baseline: float
+    n_examples: int
+    category: str
+    task_type: str
+    shots: int
+
+
+def task_info(task: str, *, tasks: pd.DataFrame | None = None) -> TaskInfo:
+    """Random baseline (fraction) and size of an evaluation task, by task or column name.
+
+    Parameters
+    ----------
+    task : str
+        The task (``"hellaswag"``) or its accuracy column in the downstream table
+        (``"acc_hellaswag"``: the ``acc_`` prefix is dropped). Case and surrounding space are
+        ignored.
+    tasks : pandas.DataFrame, optional
+        A task table with the columns of ``overtraining_eval_tasks`` (``Eval Task``,
+        ``Random baseline`` in percent, ``#datapoints``, ...); default the bundled one.
+
+    Returns
+    -------
+    TaskInfo
+
+    Raises
+    ------
+    InputError
+        For a task the table does not hold (the message names the closest task names), a
+        table without the needed columns, or a baseline outside [0, 100] or a size below 1.
+
+    References
+    ----------
+    Gadre et al. (2024), arXiv:2403.08540, Appendix (evaluation tasks and their baselines).
+
+    Examples
+    --------
+    >>> info = task_info("acc_hellaswag")
+    >>> info.random_baseline, info.n_examples
+    (0.25, 10042)
+    """
+    import difflib
+
+    table = read_table("overtraining_eval_tasks") if tasks is None else tasks
+    need = ("Eval Task", "Random baseline", "#datapoints")
+    missing = [c for c in need if c not in table]
+    if missing:
+        raise InputError(f"task table lacks column(s) {', '.join(missing)}; needs {need}")
+    key = str(task).strip().lower()
+    names = table["Eval Task"].astype(str).str.strip().str.lower()
+    rows = table[names == key]
+    if rows.empty and key.startswith("acc_"):
+        key = key.removeprefix("acc_")
+        rows = table[names == key]
+    if rows.empty:
+        close = difflib.get_close_matches(key, names.tolist(), n=3, cutoff=0.6)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise InputError(
+            f"no evaluation task {task!r} in the task table ({len(table)} tasks){hint}; pass "
+            "the floor and the number of examples yourself if the task is not listed"
+        )
+    row = rows.iloc[0]
+    baseline = float(row["Random baseline"])
+    n = row["#datapoints"]
+    if not (0 <= baseline <= 100):
+        raise InputError(f"task {key!r}: random baseline {baseline!r} is not a percent in [0, 100]")
+    if pd.isna(n) or int(n) != n or int(n) < 1:
+        raise InputError(f"task {key!r}: #datapoints {n!r} is not a positive integer")
+    return TaskInfo(
+        name=key,
+        random_baseline=baseline / 100.0,
+        n_examples=int(n),
+        category=str(row.get("Task Category", "")),
+        task_type=str(row.get("Task Type", "")),
+        shots=int(row["#shots"]) if "#shots" in row and not pd.isna(row["#shots"]) else 0,
+    )
 
 
 # --------------------------------------------------------------------------------------------

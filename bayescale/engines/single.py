@@ -105,6 +105,11 @@ def fit_card(
     import xarray as xr
 
     card = load_card(card, priors=priors)
+    if getattr(card, "kind", "loss") == "accuracy":
+        raise InputError(
+            f"card {card.name!r} fits an accuracy: pass accuracy={{'metric': COLUMN}} (and "
+            "'via' for the two-step card) with the whole runs table"
+        )
     runs = _as_runs(runs, card=card)
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; valid samplers: {', '.join(SAMPLERS)}")

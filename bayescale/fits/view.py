@@ -9,6 +9,10 @@ Four kinds of fit exist, all ``xarray.DataTree`` s with the same attributes on d
   dimension and ``bayescale_families`` (:mod:`bayescale.engines.pooled`);
 - ``families-ensemble``: a law ensemble whose members are pooled fits.
 
+An accuracy fit (:func:`bayescale.engines.accuracy.fit_accuracy`) is a ``single`` fit of an
+accuracy card; :attr:`Fit.is_accuracy` tells it apart and :attr:`Fit.accuracy_info` reads its
+record.
+
 :class:`Fit` is the adapter every answer reads a fit through, and :func:`per_family` the one
 wrapper that turns an answer about one family into an answer per family of a pooled fit. Only
 this package tests which kind a tree is.
@@ -24,6 +28,7 @@ from typing import NamedTuple
 
 from bayescale.core.cards import Card
 from bayescale.errors import InputError
+from bayescale.fits import accuracy as _accuracy
 from bayescale.fits import families as _families
 from bayescale.fits import members as _members
 from bayescale.fits.families import family_view
@@ -82,6 +87,16 @@ class Fit:
     def is_pooled(self) -> bool:
         """Whether the fit holds several families (a ``family`` dimension)."""
         return _families.is_pooled(self.tree)
+
+    @property
+    def is_accuracy(self) -> bool:
+        """Whether the fit is of an accuracy card (:mod:`bayescale.engines.accuracy`)."""
+        return _accuracy.is_accuracy(self.tree)
+
+    @property
+    def accuracy_info(self) -> dict:
+        """An accuracy fit's record: metric, via, floor, n_examples, task, chance test."""
+        return _accuracy.accuracy_info(self.tree)
 
     # ---- what it was fitted with ---------------------------------------------------------
     @property

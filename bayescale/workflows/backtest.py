@@ -41,6 +41,12 @@ from bayescale.fits.layout import provenance, runs_of
 from bayescale.fits.members import ensemble_info
 from bayescale.fits.params import law_params
 from bayescale.fits.view import read
+from bayescale.scoring.calibration import (
+    bias_fraction_below,
+    crps,
+    pit,
+    pit_uniformity,
+)
 from bayescale.scoring.discrepancy import as_tau, extrapolation_decades, inflated_scale
 from bayescale.scoring.forecast import DEFAULT_PROBS, predictive_scores, split_by_compute
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
@@ -81,14 +87,22 @@ class BacktestResult:
     table : pandas.DataFrame
         One row per held-out run: ``N, D, C, loss, median`` (predictive median of the loss),
         ``lpd`` (log predictive density of the observed log loss), ``abs_error``
-        (``|loss - median|``), ``pi{p}_lower``/``pi{p}_upper`` (central predictive interval of the
-        loss) and ``covered{p}`` for each probability, ``p`` in percent (``pi90_lower``).
+        (``|loss - median|``), ``pit`` (the predictive CDF at the observed loss: uniform on
+        [0, 1] when calibrated), ``crps`` (continuous ranked probability score of the log loss,
+        nats; lower is better), ``pi{p}_lower``/``pi{p}_upper`` (central predictive interval of
+        the loss) and ``covered{p}`` for each probability, ``p`` in percent (``pi90_lower``).
     coverage : dict of float to float
         Fraction of held-out runs inside each central interval.
     lpd_mean : float
         Mean log predictive density per held-out run (log-loss scale; higher is better).
     median_abs_error : float
         Median over held-out runs of ``|loss - predictive median|`` (nats).
+    crps_mean : float
+        Mean CRPS of the held-out log losses (nats; lower is better): the whole predictive
+        distribution scored, as the log score, but robust to a single far miss.
+    below_median : float
+        Share of held-out runs below the predictive median (PIT < 0.5): 0.5 when the centre is
+        unbiased, above when the forecasts were pessimistic.
     diagnostics : dict or None
         The fit's sampler diagnostics (Bayesian) or optimiser record (point fit), plus
         ``noise``: posterior (or bootstrap) medians of ``sigma`` (and ``nu``).
@@ -139,6 +153,21 @@ class BacktestResult:
     group_by: str | None = None
     families: pd.DataFrame | None = None
 
+    @property
+    def crps_mean(self) -> float:
+        """Mean CRPS of the held-out runs (of the pooled fit in a backtest of families)."""
+        return float(self._scored()["crps"].mean())
+
+    @property
+    def below_median(self) -> float:
+        """Share of held-out runs below the predictive median (PIT < 0.5)."""
+        return bias_fraction_below(self._scored()["pit"].to_numpy())
+
+    def _scored(self) -> pd.DataFrame:
+        if self.families is not None:
+            return self.table[self.table["method"] == "pooled"]
+        return self.table
+
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the table as a list of records, coverage keyed by probability).
 
@@ -156,6 +185,9 @@ class BacktestResult:
             "coverage": {f"{p:g}": float(c) for p, c in self.coverage.items()},
             "lpd_mean": float(self.lpd_mean),
             "median_abs_error": float(self.median_abs_error),
+            "crps_mean": self.crps_mean,
+            "below_median": self.below_median,
+            "pit_uniformity": pit_uniformity(self._scored()["pit"].to_numpy()),
             "diagnostics": self.diagnostics,
             "table": json.loads(self.table.to_json(orient="records")),
         }
@@ -208,8 +240,8 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
 
         delta = extrapolation_decades(frame["C"].to_numpy(float), runs_of(fit)["C"].max())
         sigma = inflated_scale(np.asarray(sigma, float)[:, None], tau, delta[None, :])
-    sc = predictive_scores(np.log(loss), mu, sigma, family=family, nu=nu, probs=probs)
     y = np.log(loss)
+    sc = predictive_scores(y, mu, sigma, family=family, nu=nu, probs=probs)
     median = np.exp(sc["median"])
     out = {
         "N": N,
@@ -219,6 +251,8 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
         "median": median,
         "lpd": sc["lpd"],
         "abs_error": np.abs(loss - median),
+        "pit": pit(y, mu, sigma, family=family, nu=nu),
+        "crps": crps(y, mu, sigma, family=family, nu=nu),
     }
     for i, p in enumerate(probs):
         lab = _label(p)

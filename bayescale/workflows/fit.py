@@ -3,12 +3,14 @@
 No card: the law ensemble (:mod:`bayescale.engines.ensemble`); with ``group_by``, the ensemble
 with every card pooled over the families (:mod:`bayescale.engines.ensemble`). A card:
 one card (:mod:`bayescale.engines.single`), pooled over families with ``group_by``
-(:mod:`bayescale.engines.pooled`).
+(:mod:`bayescale.engines.pooled`). ``accuracy={...}`` with an accuracy card: a downstream
+accuracy (:mod:`bayescale.engines.accuracy`).
 """
 
 from __future__ import annotations
 
 from bayescale.core.cards import Card
+from bayescale.engines.accuracy import fit_accuracy
 from bayescale.engines.ensemble import fit_ensemble, fit_families_ensemble
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
@@ -34,6 +36,7 @@ def fit(
     adaptation: str = "low_rank",
     group_by: str | None = None,
     backend: str = "cached",
+    accuracy=None,
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -80,6 +83,11 @@ def fit(
         imports aside, instead of compiling it in 9-17 s).
         ``"pymc-cfunc"``: nutpie's ``compile_pymc_model``, the former path (compiled once per
         process). Same posterior up to Monte Carlo error. Ignored by ``sampler="pymc"``.
+    accuracy : Mapping, optional
+        Options of an accuracy card (``card="accuracy-direct"``, ``"accuracy-direct-nd"``,
+        ``"accuracy-two-step"``):
+        ``metric`` (required), ``via``, ``floor``, ``n_examples``, ``compute``, ``tasks``, passed
+        to :func:`bayescale.engines.accuracy.fit_accuracy` with ``runs`` (the whole table).
 
     Returns
     -------
@@ -100,6 +108,15 @@ def fit(
     >>> float(post.posterior["alpha"].median())  # doctest: +SKIP
     0.35...
     """
+    if accuracy is not None:  # accuracy cards: bayescale.engines.accuracy
+        if card is None or group_by is not None or sampler != "nutpie":
+            raise InputError("accuracy= needs an accuracy card, no group_by, sampler='nutpie'")
+        return fit_accuracy(
+            runs, card=card, priors=priors, draws=draws, tune=tune, chains=chains,
+            random_seed=random_seed, strict=strict, progress=progress,
+            log_likelihood=log_likelihood, target_accept=target_accept, adaptation=adaptation,
+            **dict(accuracy),
+        )
     if card is None and group_by is None:
         if priors:
             raise InputError("prior overrides need one card: pass card=NAME with priors")

@@ -67,6 +67,14 @@ _CAPTIONS = {
         "Calibration of predictive intervals on held-out runs: observed coverage against the "
         "nominal probability; well-calibrated intervals lie on the diagonal."
     ),
+    "reliability": (
+        "Calibration at every level on the held-out runs. Left: share of runs inside the central "
+        "predictive interval against its nominal probability (the diagonal is calibrated; the "
+        "grey band is the spread expected of a calibrated forecast with this many runs). Right: "
+        "histogram of the PIT (predictive CDF at the observed loss): flat when calibrated, "
+        "U-shaped when the intervals are too narrow, piled left when the runs came out lower "
+        "than forecast (a pessimistic centre)."
+    ),
     "plan": (
         "What to run next: candidate runs on IsoFLOP lines up to the budget for new runs, "
         "coloured by how much each would narrow the target's interval if trained first "
@@ -531,6 +539,9 @@ def _tables(doc) -> list[dict]:
         rows += [[f"coverage of the {_pct_text(k)} predictive interval", _cell(v)]
                  for k, v in bt["coverage"].items()]
         rows += [["mean log predictive density", _cell(bt["lpd_mean"])],
+                 ["mean CRPS of the log loss (lower is better)", _cell(bt.get("crps_mean"))],
+                 ["share of held-out runs below the predictive median",
+                  _cell(bt.get("below_median"))],
                  ["median absolute error of the loss", _cell(bt["median_abs_error"])]]
         tables.append(
             {

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bayescale.answers import plots
+from bayescale.answers import plots, score_plots
 from bayescale.answers.family_summary import summary_table
 from bayescale.answers.planning.plots import plot_plan
 from bayescale.answers.planning.summary import report_sections
@@ -70,9 +70,10 @@ def _figures(fit, *, backtest, calibration_table, ci_prob, ci_kind, random_seed)
 
     makers = plots.figure_makers(fit, ci_prob=ci_prob, ci_kind=ci_kind, random_seed=random_seed)
     if backtest is not None:
-        makers["backtest"] = lambda: plots.plot_backtest(backtest, runs=runs_of(fit))
+        makers["backtest"] = lambda: score_plots.plot_backtest(backtest, runs=runs_of(fit))
+        makers["reliability"] = lambda: score_plots.plot_reliability(backtest)
     if calibration_table is not None:
-        makers["calibration"] = lambda: plots.plot_calibration(calibration_table)
+        makers["calibration"] = lambda: score_plots.plot_calibration(calibration_table)
     return makers
 
 

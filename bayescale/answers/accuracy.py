@@ -1,0 +1,302 @@
+"""Accuracy at a planned run: credible and predictive intervals and ``P(accuracy >= x)``.
+
+Two intervals, as for losses (:mod:`bayescale.answers.prediction`):
+
+- **credible** (``ci``): where the law's accuracy lies, the accuracy of the average run;
+- **predictive** (``pi``): what one new run shows on the same benchmark, its law accuracy plus
+  the Beta-binomial noise of :mod:`bayescale.core.accuracy_noise` (run-to-run scatter and the
+  binomial error of ``n_examples`` evaluation items). ``P(accuracy >= x)`` is predictive,
+  computed exactly over that noise per draw and averaged over draws.
+
+Two-step prediction pairs draws
+-------------------------------
+The first step is a loss fit of the ``via`` column (any single loss card); the second
+the accuracy fit on the runs' observed ``via`` losses. The second conditions on the observed
+losses, not on the first step's parameters, so the joint posterior is the product of the two and
+pairing posterior draw ``s`` of step 1 with draw ``s`` of step 2 (after flattening chains) is a
+draw from it. Per pair:
+
+1. ``L_s``: the loss law of step 1 at the query (its credible part), and ``L_s exp(sigma_s e_s)``
+   the loss of one new run (its predictive part: step 1's noise on log loss);
+2. the credible accuracy is ``link_s(L_s)``, the predictive one a Beta-binomial draw around
+   ``link_s(L_s exp(sigma_s e_s))``.
+
+So the first step's uncertainty reaches the accuracy draw by draw; plugging in its median loss
+would drop it (Grattafiori et al. 2024, Sec. 3.2.1, and Bhagia et al. 2024 fit the two steps
+separately and chain point estimates). When the fits hold different numbers of draws, the
+larger is subsampled without replacement (seeded) to the smaller.
+
+A task whose ladder shows no signal above chance (:mod:`bayescale.scoring.chance`) is not
+extrapolated: every number is NaN and ``attrs["flag"]`` says so.
+
+References
+----------
+Grattafiori, A. et al. (2024). The Llama 3 Herd of Models. arXiv:2407.21783, Sec. 3.2.1.
+Bhagia, A. et al. (2024). arXiv:2412.04403.
+Krajewski, J. et al. (2025). arXiv:2512.08894.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from bayescale.answers.prediction import loss_block, query_points
+from bayescale.core import accuracy_noise as noise
+from bayescale.core.laws import FLOPS_PER_PARAM_TOKEN
+from bayescale.core.likelihood import draw_noise
+from bayescale.core.stats import check_ci, interval
+from bayescale.errors import InputError
+from bayescale.fits import draws, law_params, read
+from bayescale.scoring.chance import NO_SIGNAL
+
+CI_BOUNDS = ("lower", "upper")
+PAIRING = "draw s of the loss fit with draw s of the accuracy fit"
+
+
+def _flat(fit, name) -> np.ndarray:
+    return draws(fit, var_names=[name])[name]
+
+
+def _array(name, value) -> np.ndarray:
+    try:
+        a = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numeric, got {value!r}") from None
+    if a.size == 0 or not np.all(np.isfinite(a) & (a > 0)):
+        raise InputError(f"{name} must be finite and > 0")
+    return a
+
+
+def _step_one(loss_fit, *, N, D, C, rng):
+    """Loss draws of step 1 at the query: law ``(Q, S1)``, new run ``(Q, S1)``, and N, D, C."""
+    view = read(loss_fit)
+    if view.is_mixture or view.is_pooled:
+        raise InputError(
+            "two-step prediction takes a single-card loss fit (bs.fit(runs, card=NAME)); law "
+            "ensembles and pooled fits are not supported as step 1"
+        )
+    law, params, nz = law_params(loss_fit)
+    n, d, c = query_points(law, N=N, D=D, C=C)
+    loss = loss_block(law, params, n, d)
+    eps = draw_noise(rng, (nz["sigma"].size,), family=nz["family"], nu=nz["nu"])
+    # as bayescale.predict: clip at e^700 (Student-t draws with nu near 1)
+    new = loss * np.exp(np.minimum(nz["sigma"][None, :] * eps[None, :], 700.0))
+    return loss, new, n, d, c
+
+
+def predict_accuracy(
+    fit,
+    *,
+    C=None,
+    N=None,
+    D=None,
+    loss_fit=None,
+    loss=None,
+    target=None,
+    n_examples="fit",
+    ci_prob: float = 0.9,
+    ci_kind: str = "eti",
+    random_seed=0,
+) -> xr.Dataset:
+    """Accuracy of planned runs: credible and predictive intervals and ``P(accuracy >= target)``.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        An accuracy fit (:func:`bayescale.engines.accuracy.fit_accuracy`).
+    C, N, D : array_like, optional
+        The query. Direct law: ``C``, or ``N`` and ``D`` (``C = 6 N D``); the (N, D) law:
+        ``N`` and ``D``. Two-step law with ``loss_fit``: what that loss fit needs (two of
+        ``N``, ``D``, ``C``).
+    loss_fit : xarray.DataTree, optional
+        Two-step law: the first step, a single-card loss fit (``bs.fit(runs, card=NAME)``) of
+        the accuracy fit's ``via`` column. Its
+        posterior draws of the loss at the query are carried into the link draw by draw (see the
+        module docstring).
+    loss : array_like, optional
+        Two-step law, instead of ``loss_fit``: known ``via`` losses of the planned runs (no
+        first-step uncertainty).
+    target : float, optional
+        Accuracy threshold in (0, 1]: adds ``p_at_least_target`` (one new run reaches it) and
+        ``p_law_at_least_target`` (the law's accuracy does).
+    n_examples : int, None or "fit", default "fit"
+        Evaluation examples of the new run's benchmark; ``"fit"``: as in the fit.
+    ci_prob : float, default 0.9
+        Probability of both intervals.
+    ci_kind : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density intervals.
+    random_seed : int or numpy.random.Generator, default 0
+        Seed of the noise draws and of any subsampling that pairs the two fits' draws.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``query`` and ``ci_bound``. Variables ``C`` (``N``, ``D`` when known), ``median``
+        and ``mean`` of the law's accuracy, ``ci``, ``pi``, ``extrapolation_C`` (decades above
+        the accuracy fit's largest run, 0 inside), ``signal``; two-step: ``via_loss`` (median
+        of step 1's law loss) and ``via_loss_ci``; with a target, ``p_at_least_target`` and
+        ``p_law_at_least_target``. Attrs ``ci_prob``, ``ci_kind``, ``card``, ``law``,
+        ``metric``, ``floor``, ``n_examples``, ``n_draws``, ``random_seed``, ``chance`` (the
+        test's message), ``pairing`` (two-step), ``target`` and, for a task without signal,
+        ``flag`` = ``"no signal above chance: not extrapolated"`` (every number is then NaN).
+
+    Raises
+    ------
+    InputError
+        For a fit that is not an accuracy fit, a query the law cannot read (two-step without
+        ``loss_fit`` or ``loss``, both, or a loss fit of another column when it says so), a
+        target outside (0, 1], or bad interval options.
+
+    References
+    ----------
+    Grattafiori et al. (2024), Sec. 3.2.1; Bhagia et al. (2024); Krajewski et al. (2025).
+
+    Examples
+    --------
+    >>> ds = predict_accuracy(fit, N=7e9, D=1.4e11, target=0.6)  # doctest: +SKIP
+    >>> float(ds["p_at_least_target"][0])  # doctest: +SKIP
+    0.83
+    """
+    check_ci(ci_prob, ci_kind)
+    view = read(fit)
+    info = view.accuracy_info
+    card = view.card
+    law = card.law_spec
+    if target is not None:
+        try:
+            target = float(target)
+        except (TypeError, ValueError):
+            raise InputError(f"target must be an accuracy in (0, 1], got {target!r}") from None
+        if not (0 < target <= 1):
+            raise InputError(f"target must be an accuracy in (0, 1], got {target!r}")
+    n_ex = info["n_examples"] if isinstance(n_examples, str) and n_examples == "fit" else n_examples
+    if n_ex is not None and (isinstance(n_ex, bool) or int(n_ex) != n_ex or n_ex < 1):
+        raise InputError(f"n_examples must be a positive integer, None or 'fit'; got {n_ex!r}")
+    rng = np.random.default_rng(random_seed)
+    floor = float(info["floor"])
+    ceiling, mid, sigma = (_flat(fit, v) for v in ("ceiling", law.midpoint, "sigma"))
+    slopes = [_flat(fit, v) for v in law.slopes]
+    s2 = sigma.size
+    data = {}
+    attrs = {}
+    if law.input == "via":
+        if (loss_fit is None) == (loss is None):
+            raise InputError(
+                f"the two-step law reads the {info['via']!r} loss: pass loss_fit= (a loss fit of "
+                "that column, carried draw by draw) or loss= (known losses), not both"
+            )
+        if loss_fit is not None:
+            _check_same_loss(loss_fit, info["via"])
+            law_loss, new_loss, n, d, c = _step_one(loss_fit, N=N, D=D, C=C, rng=rng)
+            s = min(law_loss.shape[1], s2)
+            i1 = _subsample(rng, law_loss.shape[1], s)
+            i2 = _subsample(rng, s2, s)
+            law_loss, new_loss = law_loss[:, i1], new_loss[:, i1]
+            ceiling, mid, sigma = ceiling[i2], mid[i2], sigma[i2]
+            slopes = [v[i2] for v in slopes]
+            attrs["pairing"] = PAIRING
+            data["N"], data["D"] = ("query", n), ("query", d)
+        else:
+            given = _array("loss", loss)
+            law_loss = new_loss = np.repeat(given[:, None], s2, axis=1)
+            c = np.full(given.size, np.nan) if C is None else np.broadcast_to(
+                _array("C", C), given.shape).astype(float)
+        x_law, x_new = law_loss, new_loss
+        data["via_loss"] = ("query", np.median(law_loss, axis=1))
+        data["via_loss_ci"] = (("query", "ci_bound"),
+                               interval(law_loss, ci_prob=ci_prob, ci_kind=ci_kind, axis=1))
+    else:
+        if loss_fit is not None or loss is not None:
+            raise InputError("the direct law reads compute: loss_fit and loss are for two-step")
+        if C is not None and (N is not None or D is not None):
+            raise InputError("give C, or N and D, not both")
+        if law.input == "log10_ND" and C is not None:
+            raise InputError(f"card {card.name!r} reads parameters and tokens: give N and D")
+        if C is None:
+            if N is None or D is None:
+                raise InputError("the direct law needs C, or N and D (C = 6 N D)")
+            n, d = np.broadcast_arrays(_array("N", N), _array("D", D))
+            c = FLOPS_PER_PARAM_TOKEN * n * d
+            data["N"], data["D"] = ("query", n.astype(float)), ("query", d.astype(float))
+        else:
+            c = _array("C", C)
+        if law.input == "log10_ND":
+            x_law = x_new = (np.log10(n.astype(float))[:, None],
+                             np.log10(d.astype(float))[:, None])
+        else:
+            x_law = x_new = np.log10(c)[:, None]
+    k = tuple(v[None, :] for v in slopes)
+    params = {"floor": floor, "ceiling": ceiling[None, :], "k": k[0] if len(k) == 1 else k}
+    acc_law = np.broadcast_to(law.accuracy(x_law, midpoint=mid[None, :], **params),
+                              (np.size(c), sigma.size))
+    p_new = np.broadcast_to(law.accuracy(x_new, midpoint=mid[None, :], **params), acc_law.shape)
+    new_run = noise.draw(rng, p_new, sigma[None, :], n_examples=n_ex)
+
+    q = acc_law.shape[0]
+    fitted_c = fit["constant_data"]["C"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        extrap = np.where(np.isnan(c), np.nan, np.maximum(np.log10(c / fitted_c.max()), 0.0))
+    chance = info["chance"]
+    signal = bool(chance["signal"])
+    data.update({
+        "C": ("query", np.asarray(c, dtype=float)),
+        "median": ("query", np.median(acc_law, axis=1)),
+        "mean": ("query", acc_law.mean(axis=1)),
+        "ci": (("query", "ci_bound"), interval(acc_law, ci_prob=ci_prob, ci_kind=ci_kind,
+                                               axis=1)),
+        "pi": (("query", "ci_bound"), interval(new_run, ci_prob=ci_prob, ci_kind=ci_kind,
+                                               axis=1)),
+        "extrapolation_C": ("query", extrap),
+    })
+    if target is not None:
+        data["p_at_least_target"] = (
+            "query", noise.prob_at_least(target, p_new, sigma[None, :], n_examples=n_ex).mean(1)
+        )
+        data["p_law_at_least_target"] = ("query", (acc_law >= target).mean(axis=1))
+    if not signal:
+        for key in ("median", "mean", "ci", "pi", "p_at_least_target", "p_law_at_least_target"):
+            if key in data:
+                dims, values = data[key]
+                data[key] = (dims, np.full(np.shape(values), np.nan))
+        attrs["flag"] = NO_SIGNAL
+    data["signal"] = ("query", np.full(q, signal))
+    attrs.update({
+        "ci_prob": float(ci_prob),
+        "ci_kind": ci_kind,
+        "card": card.name,
+        "law": law.name,
+        "metric": info["metric"],
+        "floor": floor,
+        "n_examples": -1 if n_ex is None else int(n_ex),
+        "n_draws": int(sigma.size),
+        "random_seed": random_seed if isinstance(random_seed, int) else str(random_seed),
+        "chance": chance["message"],
+    })
+    if info.get("via"):
+        attrs["via"] = info["via"]
+    if target is not None:
+        attrs["target"] = target
+    return xr.Dataset(data, coords={"query": np.arange(q), "ci_bound": list(CI_BOUNDS)},
+                      attrs=attrs)
+
+
+def _subsample(rng, total: int, size: int) -> np.ndarray:
+    """All draws in order when ``size == total``, else ``size`` of them without replacement."""
+    if size == total:
+        return np.arange(total)
+    return np.sort(rng.choice(total, size=size, replace=False))
+
+
+def _check_same_loss(loss_fit, via: str) -> None:
+    """The loss fit's loss column must be the accuracy fit's ``via`` when its provenance says."""
+    runs = read(loss_fit).provenance.get("runs")
+    if not runs:
+        return
+    mapping = runs.get("mapping") or {}
+    column = mapping.get("loss")
+    if column is not None and column != via:
+        raise InputError(
+            f"the loss fit was fitted to {column!r}, but the accuracy fit links accuracy to "
+            f"{via!r}: fit step 1 on the same column (load_runs(..., mapping={{'loss': {via!r}}}))"
+        )
