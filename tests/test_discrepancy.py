@@ -18,12 +18,12 @@ from bayescale.engines.discrepancy import estimate_discrepancy
 from bayescale.errors import InputError
 from bayescale.scoring.discrepancy import (
     Discrepancy,
-    _best_tau,
     as_tau,
     extrapolation_decades,
     inflated_scale,
     pooled_lpd,
 )
+from bayescale.scoring.stacking import fit_tau
 from bayescale.workflows.backtest import backtest, predictive_scores, score_fit
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -69,9 +69,12 @@ def test_pooled_lpd_matches_scipy_and_best_tau_recovers_truth():
     want = special.logsumexp(stats.norm.logpdf(y, mu, scale), axis=0) - np.log(n_draws)
     assert pooled_lpd(0.03, [piece]) == pytest.approx(want.sum(), rel=1e-12)
     # 400 runs: the sd of the estimate is about tau / sqrt(2 * 400) = 0.0018
-    assert _best_tau([piece]) == pytest.approx(tau_true, abs=0.01)
+    # the one tau estimator (the ensemble's), for a mixture of this one card
+    tau, info = fit_tau([[piece]], [1.0])
+    assert tau == pytest.approx(tau_true, abs=0.01)
+    assert info["lpd_with"] == pytest.approx(pooled_lpd(tau, [piece]), rel=1e-12)
     well = dict(piece, y=rng.normal(0, sigma, n_runs))
-    assert _best_tau([well]) < 0.01
+    assert fit_tau([[well]], [1.0])[0] < 0.01
 
 
 def test_predictive_scores_accept_a_scale_per_observation():

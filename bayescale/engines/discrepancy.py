@@ -18,46 +18,28 @@ from bayescale.core.cards import load_card
 from bayescale.core.runs import load_runs
 from bayescale.engines.single import fit_card
 from bayescale.errors import InputError
-from bayescale.scoring.discrepancy import (
-    DEFAULT_FRACS,
-    Discrepancy,
-    _best_tau,
-    extrapolation_decades,
-    pooled_lpd,
-)
-from bayescale.scoring.forecast import fit_predictive as _fit_predictive
+from bayescale.scoring.discrepancy import DEFAULT_FRACS, Discrepancy, pooled_lpd
 from bayescale.scoring.forecast import predictive_scores, split_by_compute
+from bayescale.scoring.splits import forecast_piece
+from bayescale.scoring.stacking import fit_tau
 
 __all__ = ["estimate_discrepancy"]
 
 
-def _split_piece(train, test, card, frac, *, draws, tune, chains, random_seed):
-    """Fit ``train`` and collect the predictive pieces of ``test`` (see :func:`pooled_lpd`)."""
-
-    post = fit_card(train, card=card, draws=draws, tune=tune, chains=chains,
-               random_seed=random_seed, log_likelihood=False)
-    frame = test.frame
-    N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
-    C, loss = frame["C"].to_numpy(float), frame["loss"].to_numpy(float)
-    extra = {k: frame[k].to_numpy(float) for k in ("U",) if k in frame}
-    mu, sigma, nu, family = _fit_predictive(post, N, D, **extra)
-    y = np.log(loss)
-    delta = extrapolation_decades(C, float(np.max(train.C)))
-    median = predictive_scores(y, mu, sigma, family=family, nu=nu, probs=(0.5,))["median"]
-    table = pd.DataFrame({
+def _split_table(piece, frac) -> pd.DataFrame:
+    """One split's held-out runs: distance, residual from the predictive median, noise."""
+    median = predictive_scores(piece["y"], piece["mu"], piece["sigma"], family=piece["family"],
+                               nu=piece["nu"], probs=(0.5,))["median"]
+    return pd.DataFrame({
         "holdout_frac": float(frac),
-        "N": N,
-        "D": D,
-        "C": C,
-        "loss": loss,
-        "delta_decades": delta,
-        "resid": y - median,
-        "sigma_median": float(np.median(sigma)),
+        "N": piece["N"],
+        "D": piece["D"],
+        "C": piece["C"],
+        "loss": np.exp(piece["y"]),
+        "delta_decades": piece["delta"],
+        "resid": piece["y"] - median,
+        "sigma_median": float(np.median(piece["sigma"])),
     })
-    piece = {"y": y, "mu": np.asarray(mu, float), "sigma": np.asarray(sigma, float),
-             "nu": None if nu is None else np.asarray(nu, float), "family": family,
-             "delta": delta}
-    return piece, table
 
 
 def estimate_discrepancy(
@@ -73,12 +55,14 @@ def estimate_discrepancy(
 ) -> Discrepancy:
     """Calibrate the extrapolation discrepancy ``tau`` by rolling-origin backtests.
 
-    For each fraction, the top ``holdout_frac`` of runs by compute are held out
-    (:func:`bayescale.workflows.backtest.split_by_compute`), the card is fitted on the rest, and
-    each
-    held-out run contributes its per-draw law log loss ``mu_s``, noise ``sigma_s`` (``nu_s``) and
-    distance ``Delta`` beyond that split's largest training compute. ``tau`` maximises the pooled
-    log predictive density of all held-out runs over ``[0, 1]``; with a Student-t card the t family
+    For each fraction the top ``holdout_frac`` of runs by compute are held out
+    (:func:`bayescale.scoring.forecast.split_by_compute`; unlike the ensemble's rolling splits, a
+    fraction that repeats a cutoff is kept, as before), the card is fitted on each split's
+    training runs, and ``tau`` comes from the ensemble's estimator
+    (:func:`bayescale.scoring.stacking.fit_tau`, for a mixture of this one card): each held-out
+    run contributes its per-draw law log loss ``mu_s``, noise ``sigma_s`` (``nu_s``) and distance
+    ``Delta`` beyond that split's largest training compute, and ``tau`` maximises the pooled log
+    predictive density of all held-out runs over ``[0, 1]``; with a Student-t card the t family
     is kept and only its scale is inflated.
 
     Parameters
@@ -123,26 +107,28 @@ def estimate_discrepancy(
     if not fracs:
         raise InputError("holdout_fracs must hold at least one fraction in (0, 1)")
     pieces, tables, used, notes = [], [], [], []
-    for frac in fracs:
+    for frac in fracs:  # every fraction its own split, as asked (a repeated cutoff counts twice)
         try:
             mask, _ = split_by_compute(runs.C, holdout_frac=frac,
                                        min_train=card_obj.n_params + 1)
         except InputError as err:
             notes.append(f"holdout_frac {frac:g} skipped: {err}")
             continue
-        piece, table = _split_piece(
-            runs.subset(~mask), runs.subset(mask), card_obj, frac,
-            draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-        )
+        train, test = runs.subset(~mask), runs.subset(mask)
+        post = fit_card(train, card=card_obj, draws=draws, tune=tune, chains=chains,
+                        random_seed=random_seed, log_likelihood=False)
+        piece = forecast_piece(post, test, train_cmax=float(np.max(train.C)))
+        piece.update(N=test.N, D=test.D)
         pieces.append(piece)
-        tables.append(table)
+        tables.append(_split_table(piece, frac))
         used.append(frac)
     if not pieces:
         raise InputError(
             f"no usable split among holdout_fracs {list(fracs)} for {len(runs)} runs: "
             + "; ".join(notes)
         )
-    tau = _best_tau(pieces)
+    # the ensemble's estimator, for a mixture of one card
+    tau, _ = fit_tau([[p] for p in pieces], [1.0])
     table = pd.concat(tables, ignore_index=True)
     return Discrepancy(
         tau=float(tau),

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from bayescale.core.likelihood import logpdf
 from bayescale.errors import InputError
@@ -48,6 +48,8 @@ __all__ = [
 TAU_MAX = 1.0
 """Upper bound of the search for ``tau`` (sd of log loss per decade of compute)."""
 DEFAULT_FRACS = (0.1, 0.2, 0.3)
+"""Held-out fractions of the rolling splits: of the runs an ensemble is fitted on, or of a
+single card's runs when it learns its own discrepancy."""
 
 
 @dataclass(frozen=True)
@@ -221,15 +223,3 @@ def pooled_lpd(tau: float, pieces) -> float:
         lp = logpdf(p["y"][None, :], p["mu"], scale, family=p["family"], nu=nu)
         total += float(np.sum(special.logsumexp(lp, axis=0) - np.log(s)))
     return total
-
-
-def _best_tau(pieces) -> float:
-    """Maximise :func:`pooled_lpd` over ``[0, TAU_MAX]`` (bounded search, endpoints checked)."""
-    res = optimize.minimize_scalar(
-        lambda t: -pooled_lpd(t, pieces), bounds=(0.0, TAU_MAX), method="bounded",
-        options={"xatol": 1e-6},
-    )
-    candidates = [(pooled_lpd(0.0, pieces), 0.0), (pooled_lpd(TAU_MAX, pieces), TAU_MAX)]
-    if np.isfinite(res.fun):
-        candidates.append((-float(res.fun), float(res.x)))
-    return max(candidates)[1]

@@ -20,15 +20,13 @@ import numpy as np
 
 from bayescale.errors import InputError
 from bayescale.fits.families import family_view
-from bayescale.scoring.discrepancy import extrapolation_decades
+from bayescale.scoring.discrepancy import DEFAULT_FRACS, extrapolation_decades
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
 from bayescale.scoring.forecast import split_by_compute
 
 __all__ = ["DEFAULT_FRACS", "Split", "family_splits", "forecast_piece", "rolling_splits",
            "split_families"]
 
-DEFAULT_FRACS = (0.1, 0.2, 0.3)
-"""Held-out fractions of the rolling splits (of the runs the ensemble is fitted on)."""
 
 
 class Split:
