@@ -27,6 +27,7 @@ _API = {
     "compute_for_target": "bayescale.answers.allocation",
     "backtest": "bayescale.workflows.backtest",
     "calibration": "bayescale.workflows.backtest",
+    "backtest_metrics": "bayescale.workflows.metrics",
     "compare": "bayescale.workflows.compare",
     "point_fit": "bayescale.engines.pointfit",
     "estimate_discrepancy": "bayescale.engines.discrepancy",

@@ -52,6 +52,7 @@ def fit_summary_json(fit, *, ci_prob: float = 0.9, ci_kind: str = "eti") -> dict
 
     The single-family summaries are :func:`bayescale.answers.summary.fit_summary_json` of each
     :func:`family_view`; ``diagnostics`` are those of the joint fit (hyperparameters included).
+    A fit of several metrics has them under ``metrics`` instead of ``families``.
     """
 
     info = families_info(fit)
@@ -59,7 +60,7 @@ def fit_summary_json(fit, *, ci_prob: float = 0.9, ci_kind: str = "eti") -> dict
         "group_by": info["group_by"],
         "n_runs": info["n_runs"],
         "pooled": info["pooled"],
-        "families": {
+        read(fit).families_key: {
             lab: one(family_view(fit, lab), ci_prob=ci_prob, ci_kind=ci_kind)
             for lab in family_labels(fit)
         },

@@ -9,25 +9,29 @@ def show(tree, answer, tables, as_json: bool) -> None:
     """Print ``answer(tree)`` as JSON or ``tables(result)``; per family on a pooled fit.
 
     A pooled fit prints ``{"group_by", "families": {label: answer}}`` (tables under a header per
-    family), each family answered on its own view (:meth:`bayescale.fits.Fit.family_trees`).
+    family), each family answered on its own view (:meth:`bayescale.fits.Fit.family_trees`);
+    a fit of several metrics (``--metric``) prints ``{"group_by": "metric", "metrics": {name:
+    answer}}``.
     """
     from bayescale.fits import read
 
     view = read(tree)
     if view.is_pooled:
         results = {lab: answer(t) for lab, t in view.family_trees().items()}
+        key = view.families_key
         if as_json:
-            print_json({"group_by": view.families_info["group_by"], "families": results})
+            print_json({"group_by": view.families_info["group_by"], key: results})
             return
     else:
-        results = {None: answer(tree)}
+        results, key = {None: answer(tree)}, None
         if as_json:
             print_json(results[None])
             return
     console = out_console()
+    word = "metric" if key == "metrics" else "family"
     for lab, result in results.items():
         if lab is not None:
-            console.print(f"[bold]family {lab}[/]")
+            console.print(f"[bold]{word} {lab}[/]")
         for t in tables(result):
             console.print(t)
 

@@ -38,7 +38,8 @@ from bayescale.cli.options import (
 )
 
 
-def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None, group_by=None):
+def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None, group_by=None,
+            pool_metrics=None):
     """:func:`bayescale.workflows.fit.fit` with a line on stderr before and after.
 
     ``card`` None fits the library's default, the law ensemble (pooled with ``group_by``).
@@ -66,7 +67,7 @@ def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None
     with quiet_stdout():
         tree = fit(
             runs, card=card, priors=priors, **sampling.fit_kwargs(seed), sampler=sampling.sampler,
-            strict=False, progress=progress, group_by=group_by,
+            strict=False, progress=progress, group_by=group_by, pool_metrics=pool_metrics,
         )
     from bayescale.fits import read
 
@@ -171,7 +172,8 @@ def fit(
     run_table = loading.load(runs, cards=choice.checks)
     folder = check_out_dir(out, ["posterior.nc", "summary.csv"], [runs])
     tree = run_fit(run_table, choice.card, sampling=sampling, seed=seed, progress=progress,
-                   priors=choice.priors, group_by=loading.group_by)
+                   priors=choice.priors, group_by=loading.families(run_table),
+                   pool_metrics=loading.pool_metrics)
     write_fit_outputs(tree, folder, ci_prob=ci_prob, ci_kind=ci_kind)
     result = summary_json(tree, ci_prob=ci_prob, ci_kind=ci_kind)
     result["files"] = {"posterior": str(folder / "posterior.nc"),

@@ -98,6 +98,8 @@ class RunOptions:
     """How to read and filter the runs table (:func:`bayescale.core.runs.load_runs`)."""
 
     map: list[str] | None = None
+    metric: list[str] | None = None
+    pool_metrics: bool | None = None
     group: str | None = None
     group_by: str | None = None
     drop_top_loss: int = 0
@@ -126,7 +128,16 @@ class RunOptions:
         }
         if self.group_by is not None:
             out["group_by"] = self.group_by
+        if self.metric:
+            out["metrics"] = list(self.metric)
         return out
+
+    def families(self, runs) -> str | None:
+        """The ``group_by`` of the fits of ``runs`` (read by :meth:`load`): ``"metric"`` when
+        ``--metric`` chose several columns, else ``--group-by``."""
+        from bayescale.core.runs import METRIC
+
+        return METRIC if "metrics" in runs.provenance else self.group_by
 
     def load(self, path, *, cards):
         """Read the runs at ``path``, filtered, checked against what every card in ``cards`` needs.
@@ -178,6 +189,24 @@ RUN_OPTIONS = OptionGroup(
             "--map", help="Column mapping CANONICAL=COLUMN, e.g. N=params_total (repeatable)."
         ),
     ],
+    metric=Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="The column that is the loss (as --map loss=COLUMN); repeatable, or a glob such "
+            "as 'loss_*': several metrics of the same runs are fitted in one tree, one family "
+            "per metric (see --pool-metrics), answered and backtested per metric.",
+        ),
+    ],
+    pool_metrics=Annotated[
+        bool | None,
+        typer.Option(
+            "--pool-metrics/--separate-metrics",
+            help="With several --metric: pool the exponents across metrics, or fit each metric "
+            "on its own. Default: on its own with --law (it forecast better), pooled for the "
+            "law ensemble.",
+        ),
+    ],
     group=Annotated[str | None, typer.Option("--group", help="Keep only rows of this group.")],
     group_by=Annotated[
         str | None,
@@ -216,8 +245,9 @@ RUN_OPTIONS = OptionGroup(
         ),
     ],
 )
-"""``--map``, ``--group``, ``--group-by``, ``--drop-top-loss`` and the loss, FLOPs, size and
-sweep filters; commands that cannot pool families leave ``group_by`` out."""
+"""``--map``, ``--metric``, ``--group``, ``--group-by``, ``--drop-top-loss`` and the loss, FLOPs,
+size and sweep filters; commands that cannot pool families leave ``group_by``, ``metric`` and
+``pool_metrics`` out, ``backtest`` leaves ``pool_metrics`` out (it scores both)."""
 
 
 # --------------------------------------------------------------------------------------------

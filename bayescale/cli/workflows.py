@@ -118,7 +118,8 @@ def report(
             ci_kind=ci_kind,
             plan_budget=plan_budget,
             inference_tokens=inference_tokens,
-            group_by=loading.group_by,
+            group_by=loading.families(run_table),
+            pool_metrics=loading.pool_metrics,
         )
     files = {
         "html": folder / "report.html",
@@ -141,7 +142,7 @@ def report(
 )
 @guarded
 @SAMPLER_OPTIONS(only=("draws", "tune", "chains"), draws=1000)
-@RUN_OPTIONS(exclude=("group_by",))
+@RUN_OPTIONS(exclude=("group_by", "metric", "pool_metrics"))
 def compare(
     runs: RunsArg,
     out: OutOpt,
@@ -216,7 +217,8 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
     from bayescale.workflows.backtest import backtest
 
     what = "the law ensemble" if card is None else f"card {card.name}"
-    err_console().print(f"backtesting {what} pooled over {group_by} and per family alone")
+    word = "metric" if group_by == "metric" else "family"
+    err_console().print(f"backtesting {what} pooled over {group_by} and per {word} alone")
     with quiet_stdout():
         result = backtest(
             run_table, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=True,
@@ -251,7 +253,7 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
 )
 @guarded
 @SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior"), draws=1000)
-@RUN_OPTIONS()
+@RUN_OPTIONS(exclude=("pool_metrics",))
 def backtest(
     runs: RunsArg,
     out: OutOpt,
@@ -293,13 +295,14 @@ def backtest(
     choice = choose_card(law, sampling.priors)
     run_table = loading.load(runs, cards=choice.checks)
     fit_kwargs = sampling.fit_kwargs(seed)
-    if loading.group_by is not None:
+    group_by = loading.families(run_table)
+    if group_by is not None:
         if method != "bayes" or cutoff is not None or calibration or discrepancy:
             raise InputError(
                 "backtest --group-by supports --holdout-frac only (no --method mle, --cutoff, "
                 "--calibration or --discrepancy)"
             )
-        _backtest_families(run_table, choice.card, out, runs, group_by=loading.group_by,
+        _backtest_families(run_table, choice.card, out, runs, group_by=group_by,
                            holdout_frac=holdout_frac, as_json=as_json, priors=choice.priors,
                            **fit_kwargs)
         return

@@ -389,7 +389,8 @@ def load(name: str, *, cache_dir=None, **load_runs_kwargs) -> Runs:
     **load_runs_kwargs
         Options of :func:`bayescale.core.runs.load_runs`. ``mapping`` entries override the dataset's
         per column; filters override its default filters (``drop_top_loss=0`` keeps all
-        Chinchilla runs).
+        Chinchilla runs); ``metric=`` / ``metrics=`` replace its loss column (``metrics="loss_*"``
+        reads every validation loss of the over-training tables).
 
     Returns
     -------
@@ -415,7 +416,10 @@ def load(name: str, *, cache_dir=None, **load_runs_kwargs) -> Runs:
         )
     file = path(name, cache_dir=cache_dir)
     user_mapping = load_runs_kwargs.pop("mapping", None) or {}
-    mapping = {**info.mapping, **user_mapping}
+    base = dict(info.mapping)
+    if load_runs_kwargs.get("metric") is not None or load_runs_kwargs.get("metrics") is not None:
+        base.pop("loss", None)  # metric= / metrics= choose the loss column(s)
+    mapping = {**base, **user_mapping}
     kwargs = {**info.default_filters, **load_runs_kwargs}
     runs = load_runs(file, mapping=mapping, **kwargs)
     return Runs(frame=runs.frame, provenance={**runs.provenance, "dataset": name})

@@ -38,6 +38,7 @@ Besiroglu, T. et al. (2024). Chinchilla Scaling: A replication attempt. arXiv:24
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import math
 import re
@@ -51,7 +52,19 @@ import pandas as pd
 from bayescale.core.laws import FLOPS_PER_PARAM_TOKEN
 from bayescale.errors import InputError
 
-__all__ = ["ALIASES", "Runs", "load_runs", "parse_mapping", "sha256_frame", "validate"]
+__all__ = [
+    "ALIASES",
+    "METRIC",
+    "Runs",
+    "load_runs",
+    "match_metrics",
+    "parse_mapping",
+    "sha256_frame",
+    "validate",
+]
+
+METRIC = "metric"
+"""Family label of a long-form table of several metrics (``metrics=``): the ``group_by`` name."""
 
 NUMERIC = ("N", "D", "C", "loss")
 """Canonical numeric columns, in frame order."""
@@ -163,6 +176,8 @@ class Runs:
         groups = ""
         if "group" in self.frame:
             groups = f", groups={sorted(self.frame['group'].unique().tolist())}"
+        if "metrics" in self.provenance:
+            groups += f", metrics={self.provenance['metrics']}"
         return f"Runs(n={len(self)}, source={self.provenance.get('source')!r}{groups})"
 
     @property
@@ -273,6 +288,8 @@ def load_runs(
     variables=("N", "D"),
     best_of_sweep=False,
     drop_duplicates=False,
+    metric=None,
+    metrics=None,
 ) -> Runs:
     """Read, recognise, check and filter a table of training runs.
 
@@ -313,6 +330,16 @@ def load_runs(
         where the tuned run is the one the law describes. Ties keep the first row.
     drop_duplicates : bool, default False
         Drop exact repeats of (``N``, ``D``, ``loss``), keeping the first row.
+    metric : str, optional
+        The column that is the loss (the same as ``mapping={"loss": metric}``).
+    metrics : str or sequence of str, optional
+        Several metrics of the same runs: column names or glob patterns (``"loss_*"``) matched
+        against the source's columns (:func:`match_metrics`). Several columns give a long-form
+        table, one row per run and metric: each metric's rows are read as with ``metric=`` (and
+        filtered on their own: ``drop_top_loss`` drops each metric's highest losses), run ids
+        become ``<run>/<metric>`` and the ``family`` column holds the metric's name, so
+        ``group_by="metric"`` pools the metrics (:func:`bayescale.fit`). ``provenance["metrics"]``
+        lists them. One matched column is the same as ``metric=``. Not with ``group_by``.
 
     Returns
     -------
@@ -368,6 +395,12 @@ def load_runs(
         variables=variables,
     )
     sweep = _check_sweep_options(best_of_sweep=best_of_sweep, drop_duplicates=drop_duplicates)
+    if metric is not None or metrics is not None:
+        return _load_metrics(
+            source, metric=metric, metrics=metrics, mapping=mapping, group=group,
+            group_by=group_by, n_params_required=n_params_required, variables=variables,
+            **options, **sweep,
+        )
     if isinstance(source, Runs):
         if mapping is not None:
             raise InputError("mapping does not apply to a Runs source; its columns are canonical")
@@ -394,6 +427,108 @@ def load_runs(
     frame = validate(frame, n_params_required=n_params_required, variables=variables).reset_index(
         drop=True
     )
+    prov["n_rows"] = len(frame)
+    prov["sha256"] = sha256_frame(frame)
+    return Runs(frame=frame, provenance=prov)
+
+
+def match_metrics(columns, patterns) -> list[str]:
+    """The columns named by ``patterns`` (names or glob patterns), in the table's order.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The table's column names.
+    patterns : str or sequence of str
+        Column names or :mod:`fnmatch` patterns (``*``, ``?``, ``[seq]``; case-sensitive).
+
+    Returns
+    -------
+    list of str
+        Every matched column once, in the order of ``columns``.
+
+    Raises
+    ------
+    InputError
+        For no pattern, or a pattern that matches no column (the message lists the columns).
+
+    Examples
+    --------
+    >>> match_metrics(["N", "D", "loss_c4", "loss_ptb", "acc_arc"], ["loss_*"])
+    ['loss_c4', 'loss_ptb']
+    """
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise InputError(
+            f"metrics must be column names or glob patterns such as 'loss_*'; got {patterns!r}"
+        )
+    columns = [str(c) for c in columns]
+    chosen = set()
+    for pattern in patterns:
+        hits = [c for c in columns if fnmatch.fnmatchcase(c, pattern)]
+        if not hits:
+            raise InputError(
+                f"metric {pattern!r} matches no column of the runs table; columns: "
+                f"{_list(columns, limit=80)}"
+            )
+        chosen.update(hits)
+    return [c for c in columns if c in chosen]
+
+
+def _load_metrics(source, *, metric, metrics, mapping, group_by, **kwargs) -> Runs:
+    """``load_runs`` with ``metric=`` or ``metrics=``: one loss column, or a long-form table."""
+    if metric is not None and metrics is not None:
+        raise InputError("give metric= (one column) or metrics= (several), not both")
+    if isinstance(source, Runs):
+        raise InputError(
+            "metric/metrics choose columns of the source table; a Runs table has only its loss "
+            "(load the source file or frame with metrics= instead)"
+        )
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise InputError(f"metric must be a column name; got {metric!r}")
+    given = dict(mapping or {})
+    loss_key = next((k for k in given if isinstance(k, str) and _norm(k) == "loss"), None)
+    if loss_key is not None:
+        raise InputError(
+            f"mapping sets loss={given[loss_key]!r} and metric/metrics choose the loss column "
+            "too; give one of them"
+        )
+    raw, _ = _read(source)
+    columns = match_metrics(raw.columns, [metric] if metric is not None else metrics)
+    if len(columns) == 1:
+        return load_runs(source, mapping={**given, "loss": columns[0]}, group_by=group_by,
+                         **kwargs)
+    if group_by is not None:
+        raise InputError(
+            f"metrics= makes the metrics the families (group_by={METRIC!r}); group_by="
+            f"{group_by!r} cannot be added (keep one {group_by} with group=... instead)"
+        )
+    parts = [load_runs(source, mapping={**given, "loss": c}, **kwargs) for c in columns]
+    frames = []
+    for c, part in zip(columns, parts, strict=True):
+        f = part.frame.copy()
+        f["run"] = f["run"].astype(str) + "/" + c
+        f["family"] = c
+        frames.append(f)
+    frame = pd.concat(frames, ignore_index=True)
+    first = parts[0].provenance
+    prov = copy.deepcopy(first)
+    prov["mapping"] = {**first["mapping"], "loss": list(columns)}
+    prov["explicit"] = sorted(set(first["explicit"]) | {"loss"}, key=CANONICAL.index)
+    prov["metrics"] = list(columns)
+    prov["group_by"] = METRIC
+    prov["n_rows_in"] = sum(p.provenance["n_rows_in"] for p in parts)
+    prov["dropped"] = {
+        k: sum(p.provenance["dropped"].get(k, 0) for p in parts) for k in first["dropped"]
+    }
+    prov["metric_rows"] = {c: len(p) for c, p in zip(columns, parts, strict=True)}
+    for key in ("dropped_runs",):
+        if key in first:
+            prov[key] = {
+                k: [r + "/" + c for c, p in zip(columns, parts, strict=True)
+                    for r in p.provenance[key].get(k, [])]
+                for k in first[key]
+            }
     prov["n_rows"] = len(frame)
     prov["sha256"] = sha256_frame(frame)
     return Runs(frame=frame, provenance=prov)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from bayescale.core.cards import Card
+from bayescale.core.runs import METRIC
 from bayescale.errors import InputError
 from bayescale.fits import accuracy as _accuracy
 from bayescale.fits import families as _families
@@ -173,6 +174,13 @@ class Fit:
     def families_info(self) -> dict:
         """``{"group_by", "labels", "n_runs", "pooled"}`` of a pooled fit (else an InputError)."""
         return _families.families_info(self.tree)
+
+    @property
+    def families_key(self) -> str:
+        """What the families of a pooled fit are, as a JSON key: ``"metrics"`` when they are
+        several metrics of the same runs (``group_by="metric"``, :func:`bayescale.load_runs`
+        with ``metrics=``), else ``"families"``."""
+        return "metrics" if self.families_info["group_by"] == METRIC else "families"
 
     @property
     def family_labels(self) -> list[str]:

@@ -9,7 +9,10 @@ accuracy (:mod:`bayescale.engines.accuracy`).
 
 from __future__ import annotations
 
-from bayescale.core.cards import Card
+from dataclasses import replace
+
+from bayescale.core.cards import Card, load_card
+from bayescale.core.runs import METRIC, load_runs
 from bayescale.engines.accuracy import fit_accuracy
 from bayescale.engines.ensemble import fit_ensemble, fit_families_ensemble
 from bayescale.engines.pooled import fit_families
@@ -37,6 +40,9 @@ def fit(
     group_by: str | None = None,
     backend: str = "cached",
     accuracy=None,
+    metric: str | None = None,
+    metrics=None,
+    pool_metrics: bool | None = None,
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -88,6 +94,22 @@ def fit(
         ``"accuracy-two-step"``):
         ``metric`` (required), ``via``, ``floor``, ``n_examples``, ``compute``, ``tasks``, passed
         to :func:`bayescale.engines.accuracy.fit_accuracy` with ``runs`` (the whole table).
+    metric : str, optional
+        The column of ``runs`` (a path or frame) that is the loss: the same fit as with
+        ``bayescale.load_runs(runs, mapping={"loss": metric})``.
+    metrics : str or sequence of str, optional
+        Several metrics of the same runs, column names or glob patterns (``"loss_*"``): the runs
+        are read long-form (:func:`bayescale.load_runs` with ``metrics=``) and the metrics are
+        the families of one fit (``group_by="metric"``, also for a long-form
+        :class:`~bayescale.Runs` passed with ``group_by="metric"``), answered per metric. One
+        matched column is ``metric=``.
+    pool_metrics : bool or None, default None
+        With several metrics: True pools the card's ``[pooling]`` parameters (the exponents)
+        across metrics, ``E``, ``A``, ``B`` and the noise per metric; False fits each metric
+        on its own (the card with an empty ``[pooling]`` table: separate fits in one joint
+        posterior, the same layout). None: False with a card (it forecast better on the 8
+        over-training losses, see the README), True for the law ensemble (its pooled fit of
+        families needs cards that pool).
 
     Returns
     -------
@@ -108,6 +130,10 @@ def fit(
     >>> float(post.posterior["alpha"].median())  # doctest: +SKIP
     0.35...
     """
+    if metric is not None or metrics is not None:  # one loss column, or several metrics
+        runs, group_by = metric_runs(runs, metric=metric, metrics=metrics, group_by=group_by)
+    if group_by == METRIC:  # several metrics: pooled across metrics, or each on its own
+        card, priors = metric_card(card, priors, pool_metrics)
     if accuracy is not None:  # accuracy cards: bayescale.engines.accuracy
         if card is None or group_by is not None or sampler != "nutpie":
             raise InputError("accuracy= needs an accuracy card, no group_by, sampler='nutpie'")
@@ -149,3 +175,37 @@ def fit(
         log_likelihood=log_likelihood, target_accept=target_accept, adaptation=adaptation,
         backend=backend,
     )
+
+
+def metric_runs(runs, *, metric, metrics, group_by):
+    """``(runs, group_by)`` of a fit of ``metric=`` or ``metrics=``.
+
+    One metric: the runs read with that column as the loss, ``group_by`` as given. Several: the
+    long-form runs and ``group_by="metric"``.
+    """
+    several = metrics is not None and group_by in (None, METRIC)
+    loaded = load_runs(runs, metric=metric, metrics=metrics,
+                       group_by=None if several else group_by)
+    if "metrics" in loaded.provenance:
+        return loaded, METRIC
+    return loaded, None if several else group_by
+
+
+def metric_card(card, priors, pool):
+    """``(card, priors)`` of a fit of several metrics (``group_by="metric"``).
+
+    ``pool`` None: each metric on its own with a card (the card with an empty ``[pooling]``
+    table), pooled across metrics for the law ensemble (whose members must pool); True: the
+    card's ``[pooling]`` parameters pooled across metrics; False: each metric on its own.
+    """
+    if pool is not None and not isinstance(pool, bool):
+        raise InputError(f"pool_metrics must be True, False or None; got {pool!r}")
+    if pool or (pool is None and card is None):
+        return card, priors
+    if card is None:
+        raise InputError(
+            "pool_metrics=False needs one card (card=NAME, CLI --law): the law ensemble of "
+            "several metrics is pooled; bayescale.backtest(runs, group_by='metric', "
+            "separate=True) fits an ensemble per metric alone"
+        )
+    return replace(load_card(card, priors=priors), pooling={}), None

@@ -32,6 +32,7 @@ from bayescale.answers.plots import save_figure
 from bayescale.answers.summary import summarize, to_jsonable
 from bayescale.core.cards import load_card
 from bayescale.core.io import atomic_write, atomic_write_text, save
+from bayescale.core.runs import METRIC
 from bayescale.core.stats import check_ci
 from bayescale.errors import InputError
 from bayescale.fits.layout import provenance, runs_of
@@ -39,6 +40,7 @@ from bayescale.fits.view import read
 from bayescale.workflows.backtest import backtest as run_backtest
 from bayescale.workflows.compare import compare
 from bayescale.workflows.fit import fit as run_fit
+from bayescale.workflows.fit import metric_runs
 from bayescale.workflows.render import (
     _CAPTIONS,
     FIGURE_DIR,
@@ -235,6 +237,9 @@ def report(
     plan_budget=None,
     inference_tokens=None,
     group_by=None,
+    metric=None,
+    metrics=None,
+    pool_metrics=None,
 ) -> dict:
     """Fit a card, answer, draw and write the report, in one go.
 
@@ -265,7 +270,17 @@ def report(
     group_by : str, optional
         Column labelling families of runs: one pooled fit of all families
         (:mod:`bayescale.families`) and a per-family report with the families section (no
-        backtest: run :func:`bayescale.backtest` with ``group_by`` for that).
+        backtest: run :func:`bayescale.backtest` with ``group_by`` for that; with
+        ``group_by="metric"``, several metrics, the backtest per metric is run and shown).
+    metric, metrics : optional
+        As in :func:`bayescale.load_runs`: one column as the loss (the report as ever), or
+        several metrics (names or glob patterns such as ``"loss_*"``): one fit of every metric
+        (``group_by="metric"``, see ``pool_metrics``), its per-metric report, and a backtest per
+        metric, the pooled fit against each metric fitted alone (as
+        :func:`bayescale.workflows.metrics.backtest_metrics`).
+    pool_metrics : bool or None, default None
+        With several metrics, as in :func:`bayescale.fit` (None: each metric on its own with a
+        card, pooled for the law ensemble).
     draws, tune, chains : int
         Sampler settings of every fit.
     random_seed : int, default 0
@@ -298,14 +313,22 @@ def report(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out_dir {out_dir} exists and is not a folder")
     sampler = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
+    if metric is not None or metrics is not None:
+        runs, group_by = metric_runs(runs, metric=metric, metrics=metrics, group_by=group_by)
     if group_by is not None:
 
-        post = run_fit(runs, card=card, group_by=group_by, **sampler)
+        post = run_fit(runs, card=card, group_by=group_by, pool_metrics=pool_metrics, **sampler)
         save(post, out_dir / "posterior.nc")
         table = summary_table(post, ci_prob=ci_prob, ci_kind=ci_kind)
         atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p, index=False))
-        return write_report(post, out_dir, budgets=budgets, ci_prob=ci_prob, ci_kind=ci_kind,
-                            random_seed=random_seed)
+        if group_by != METRIC:
+            return write_report(post, out_dir, budgets=budgets, ci_prob=ci_prob,
+                                ci_kind=ci_kind, random_seed=random_seed)
+        bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, group_by=group_by,
+                          separate=True, **sampler)
+        return write_families_report(post, out_dir, budgets=budgets, ci_prob=ci_prob,
+                                     ci_kind=ci_kind, random_seed=random_seed, backtest=bt,
+                                     holdout_frac=holdout_frac)
     comparison = None
     post = None
     others = [c for c in (load_card(c) for c in compare_cards or ())

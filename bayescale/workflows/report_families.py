@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 from bayescale.answers.family_plots import plot_families
-from bayescale.answers.family_summary import contrast_json
+from bayescale.answers.family_summary import contrast_json, records
 from bayescale.answers.plots import figure_makers, save_figure
 from bayescale.answers.summary import to_jsonable
 from bayescale.core.io import atomic_write_text
+from bayescale.core.runs import METRIC
 from bayescale.fits.layout import provenance, runs_of
 from bayescale.fits.view import read
 from bayescale.workflows import render as rep
@@ -40,12 +41,15 @@ def families_doc(fit, *, budgets, ci_prob: float, ci_kind: str) -> dict:
 
 
 def write_families_report(fit, out_dir, *, budgets=None, ci_prob: float = 0.9,
-                          ci_kind: str = "eti", random_seed=0) -> dict:
+                          ci_kind: str = "eti", random_seed=0, backtest=None,
+                          holdout_frac: float = 0.2) -> dict:
     """Write ``report.html``, ``report.md``, ``report.json`` and the figure of a pooled fit.
 
     Called by :func:`bayescale.workflows.report.write_report` for a fit with families; same files
     and
-    layout, per-family content (see the module docstring).
+    layout, per-family content (see the module docstring). ``backtest``, a backtest of families
+    (:func:`bayescale.backtest` with ``group_by``, ``holdout_frac`` held out), adds its
+    per-family table (``families_backtest`` in the JSON).
     """
     out_dir = Path(out_dir)
     view = read(fit)
@@ -83,6 +87,8 @@ def write_families_report(fit, out_dir, *, budgets=None, ci_prob: float = 0.9,
         "provenance": {k: prov.get(k) for k in ("created_at", "versions", "runs", "sampler",
                                                 "families")},
     }
+    if backtest is not None:
+        doc["families_backtest"] = records(backtest.families)
     doc = to_jsonable(doc)
     images = {}
     fig = plot_families(fit, budget=max(budgets), ci_prob=ci_prob, ci_kind=ci_kind)
@@ -99,8 +105,29 @@ def write_families_report(fit, out_dir, *, budgets=None, ci_prob: float = 0.9,
                                 "caption": f"Family {lab}. " + rep._CAPTIONS[kind]}
         images[name] = png.read_bytes()
     tables = rep._tables(doc)
+    if backtest is not None:
+        tables.append(backtest_table(backtest, holdout_frac=holdout_frac))
     atomic_write_text(out_dir / "report.json",
                       json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n")
     atomic_write_text(out_dir / "report.md", rep._markdown(doc, tables))
     atomic_write_text(out_dir / "report.html", rep._html(doc, tables, images))
     return doc
+
+
+def backtest_table(result, *, holdout_frac: float) -> dict:
+    """The per-family (per-metric) backtest as a report table ``{"id", "title", "columns",
+    "rows", "note"}`` (cells as text)."""
+    word = "metric" if result.group_by == METRIC else "family"
+    frame = result.families
+    columns = [word if c == "family" else c for c in frame.columns]
+    rows = [[v if isinstance(v, str) else rep.format_number(v) for v in row]
+            for row in frame.itertuples(index=False)]
+    return {
+        "id": "families-backtest",
+        "title": f"Backtest per {word}: pooled fit against each {word} fitted alone",
+        "columns": columns,
+        "rows": rows,
+        "note": (f"The top {holdout_frac:.0%} of each {word}'s runs by compute held out; "
+                 "lpd_mean is the mean log predictive density of their log loss (higher is "
+                 "better), coverage90 the share inside the 90% predictive interval."),
+    }
