@@ -34,6 +34,7 @@ def fit(
     adaptation: str = "low_rank",
     group_by: str | None = None,
     backend: str = "cached",
+    executor: str = "process",
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -80,6 +81,12 @@ def fit(
         imports aside, instead of compiling it in 9-17 s).
         ``"pymc-cfunc"``: nutpie's ``compile_pymc_model``, the former path (compiled once per
         process). Same posterior up to Monte Carlo error. Ignored by ``sampler="pymc"``.
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the law ensemble's independent fits (members and rolling splits) run
+        (:func:`bayescale.engines.executor.run_tasks`); the posterior is the same, bit for bit.
+        ``"process"``: ``cores // chains`` worker processes, or this process when that is 1;
+        ``"ray"``: Ray tasks (``pip install bayescale[ray]``; the cluster at ``RAY_ADDRESS``
+        when set, else a local instance). One card is one fit: ignored.
 
     Returns
     -------
@@ -106,7 +113,7 @@ def fit(
         return fit_ensemble(
             runs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
             sampler=sampler, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None,
+            progress=progress or None, executor=executor,
         )
     if card is None:  # with group_by: the law ensemble, every card pooled over the families
         if priors:
@@ -116,7 +123,7 @@ def fit(
         return fit_families_ensemble(
             runs, group_by=group_by, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None,
+            progress=progress or None, executor=executor,
         )
     if group_by is not None:
         if sampler != "nutpie":
