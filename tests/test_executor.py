@@ -105,6 +105,12 @@ def test_bad_executor_settings_are_clear_errors():
         ex.run_tasks(_warn, [], executor="process", max_workers=0)
 
 
+def test_ray_without_ray_installed_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray then raises ImportError
+    with pytest.raises(InputError, match=r"pip install 'bayescale\[ray\]'"):
+        ex.run_tasks(_warn, [("a", {"x": 1})], executor="ray")
+
+
 def test_default_workers_fill_the_cores_one_fit_per_chains(monkeypatch):
     monkeypatch.setattr(ex, "available_cores", lambda: 16)
     assert ex.default_workers(4) == 4 and ex.default_workers(1) == 16
