@@ -262,10 +262,10 @@ def test_fit_ensemble_without_cards_fits_the_default_cards_of_the_runs(monkeypat
 
     monkeypatch.setattr(build, "fit_card", stop)
     with pytest.raises(RuntimeError):
-        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
+        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]), executor="serial")
     monkeypatch.setattr(build, "default_cards", lambda runs: ("data-constrained",))
     with pytest.raises(RuntimeError):
-        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
+        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]), executor="serial")
     assert seen == ["chinchilla", "data-constrained"]
 
 

@@ -66,7 +66,7 @@ def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None
     with quiet_stdout():
         tree = fit(
             runs, card=card, priors=priors, **sampling.fit_kwargs(seed), sampler=sampling.sampler,
-            strict=False, progress=progress, group_by=group_by,
+            strict=False, progress=progress, group_by=group_by, executor=sampling.executor,
         )
     from bayescale.fits import read
 

@@ -56,7 +56,7 @@ REPORT_FILES = ("report.html", "report.md", "report.json", "posterior.nc", "summ
     )
 )
 @guarded
-@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior"))
+@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior", "executor"))
 @RUN_OPTIONS()
 def report(
     runs: RunsArg,
@@ -119,6 +119,7 @@ def report(
             plan_budget=plan_budget,
             inference_tokens=inference_tokens,
             group_by=loading.group_by,
+            executor=sampling.executor,
         )
     files = {
         "html": folder / "report.html",
@@ -250,7 +251,7 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
     )
 )
 @guarded
-@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior"), draws=1000)
+@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior", "executor"), draws=1000)
 @RUN_OPTIONS()
 def backtest(
     runs: RunsArg,
@@ -292,7 +293,7 @@ def backtest(
         raise InputError(f"--discrepancy needs --method bayes, got {method!r}")
     choice = choose_card(law, sampling.priors)
     run_table = loading.load(runs, cards=choice.checks)
-    fit_kwargs = sampling.fit_kwargs(seed)
+    fit_kwargs = {**sampling.fit_kwargs(seed), "executor": sampling.executor}
     if loading.group_by is not None:
         if method != "bayes" or cutoff is not None or calibration or discrepancy:
             raise InputError(

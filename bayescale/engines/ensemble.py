@@ -17,6 +17,7 @@ import numpy as np
 from bayescale.core.cards import load_card
 from bayescale.core.progress import tracker
 from bayescale.core.runs import load_runs
+from bayescale.engines.executor import run_tasks
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
 from bayescale.errors import InputError, SamplerWarning
@@ -101,6 +102,8 @@ def fit_ensemble(
     strict: bool = False,
     log_likelihood: bool = True,
     progress=None,
+    executor: str = "process",
+    max_workers: int | None = None,
     **load_kwargs,
 ):
     """Fit an ensemble of cards, weighted by stacking of rolling-origin forecasts.
@@ -144,6 +147,15 @@ def fit_ensemble(
         Store each member's pointwise log-likelihood (for PSIS-LOO).
     progress : bool or callable, optional
         One progress bar over all fits (see :func:`bayescale.core.progress.tracker`).
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the members' and the splits' fits run, all of them independent given the seed
+        (:func:`bayescale.engines.executor.run_tasks`): the same posteriors, bit for bit, from
+        every executor. ``"process"`` runs ``cores // chains`` worker processes, and the fits
+        in this process when that is 1 (two cores and four chains: nutpie already keeps the
+        cores busy); ``"ray"`` runs Ray tasks (``pip install bayescale[ray]``), on the
+        cluster at ``RAY_ADDRESS`` when set.
+    max_workers : int, optional
+        Worker processes of ``executor="process"`` (default ``cores // chains``).
     **load_kwargs
         Passed to :func:`bayescale.load_runs` when ``runs`` is a path or frame.
 
@@ -190,7 +202,8 @@ def fit_ensemble(
         runs, card_objs, splitter=ByCompute(), fit_one=fit_one, holdout_fracs=holdout_fracs,
         draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
         random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
-        strict=strict, log_likelihood=log_likelihood, progress=progress,
+        strict=strict, log_likelihood=log_likelihood, progress=progress, executor=executor,
+        max_workers=max_workers,
     )
 
 
@@ -211,6 +224,8 @@ def fit_families_ensemble(
     strict: bool = False,
     log_likelihood: bool = True,
     progress=None,
+    executor: str = "process",
+    max_workers: int | None = None,
 ):
     """Fit the law ensemble with every card pooled over the families of ``group_by``.
 
@@ -232,7 +247,7 @@ def fit_families_ensemble(
     cards : sequence of str, Path or Card, optional
         Candidate cards, each with a ``[pooling]`` table. Default: :func:`default_cards`.
     holdout_fracs, draws, tune, chains, split_draws, split_tune, random_seed, dirichlet_a,
-    discrepancy, strict, log_likelihood, progress
+    discrepancy, strict, log_likelihood, progress, executor, max_workers
         As in :func:`fit_ensemble`.
 
     Returns
@@ -264,39 +279,77 @@ def fit_families_ensemble(
         runs, card_objs, splitter=ByFamily(), fit_one=fit_one, holdout_fracs=holdout_fracs,
         draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
         random_seed=random_seed, dirichlet_a=float(dirichlet_a), discrepancy=discrepancy,
-        strict=strict, log_likelihood=log_likelihood, progress=progress, extra={"pooled": True},
+        strict=strict, log_likelihood=log_likelihood, progress=progress, executor=executor,
+        max_workers=max_workers, extra={"pooled": True},
     )
     return tree
 
 
 def _fit_members_and_weights(runs, card_objs, *, splitter, fit_one, holdout_fracs, draws,
                              tune, split_draws, split_tune, chains, random_seed, dirichlet_a,
-                             discrepancy, strict, log_likelihood, progress, extra=None):
-    """The ensemble loop: members on all runs, then the forecast record, then the tree."""
+                             discrepancy, strict, log_likelihood, progress, executor,
+                             max_workers, extra=None):
+    """The ensemble loop: members on all runs and the split fits (one batch of independent
+    fits, :func:`~bayescale.engines.executor.run_tasks`), then the forecast record, the tree."""
     check_cards(card_objs)
     folds, notes = splitter.splits(runs, fracs=holdout_fracs, card_objs=card_objs)
     if not folds:
         raise splitter.too_few(runs, card_objs, notes)
-    with tracker(progress, total=len(card_objs) * (1 + len(folds)),
+    members = [(f"member {card.name}", {"fit_one": fit_one, "runs": runs, "card": card,
+                                        "draws": draws, "tune": tune, "strict": strict,
+                                        "log_likelihood": log_likelihood})
+               for card in card_objs]
+    splits = _split_tasks(runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds,
+                          split_draws=split_draws, split_tune=split_tune)
+    with tracker(progress, total=len(members) + len(splits),
                  description=splitter.description) as advance:
-        member_fits = []
-        for card in card_objs:
-            member_fits.append(fit_one(runs, card=card, draws=draws, tune=tune, strict=strict,
-                                       log_likelihood=log_likelihood))
-            advance()
-        info = _forecast_record(
-            runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds, notes=notes,
-            split_draws=split_draws, split_tune=split_tune, chains=chains,
-            random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
-            advance=advance,
-        )
+        results = run_tasks(_fit_task, members + splits, executor=executor,
+                            max_workers=max_workers, threads_per_task=chains,
+                            on_done=lambda i: advance())
+    member_fits = [post for post, _ in results[:len(members)]]
+    info = _forecast_record(
+        runs, card_objs, splitter=splitter, folds=folds, notes=notes,
+        results=results[len(members):], split_draws=split_draws, split_tune=split_tune,
+        chains=chains, random_seed=random_seed, dirichlet_a=dirichlet_a,
+        discrepancy=discrepancy,
+    )
     return assemble(member_fits, {**info, **(extra or {})})
+
+
+def _fit_task(*, fit_one, runs, card, record=None, **kwargs):
+    """One fit of the ensemble loop, and the sampler problems it recorded.
+
+    With ``record`` (a rolling-split fit), the :class:`SamplerWarning` s of the fit are
+    recorded as ``"record: message"`` (:func:`recording_sampler_problems`) and returned instead
+    of raised, wherever the fit ran; otherwise they pass through.
+    """
+    if record is None:
+        return fit_one(runs, card=card, **kwargs), []
+    problems = []
+    with recording_sampler_problems(problems, record):
+        post = fit_one(runs, card=card, **kwargs)
+    return post, problems
+
+
+def _split_tasks(runs, card_objs, *, splitter, fit_one, folds, split_draws,
+                 split_tune) -> list:
+    """Tasks of :func:`_fit_task`: every card on each split's training runs, split by split."""
+    tasks = []
+    for fold in folds:
+        train = runs.subset(~fold.mask)
+        for card in card_objs:
+            label = splitter.label(fold, card)
+            tasks.append((label, {"fit_one": fit_one, "runs": train, "card": card,
+                                  "draws": split_draws, "tune": split_tune,
+                                  "log_likelihood": False, "record": label}))
+    return tasks
 
 
 def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draws: int = 1000,
                      split_tune: int = 1000, chains: int = 4, random_seed: int = 0,
                      sampler: str = "nutpie", dirichlet_a: float = DIRICHLET_A,
-                     discrepancy: bool = True, advance=None) -> dict:
+                     discrepancy: bool = True, advance=None, executor: str = "process",
+                     max_workers: int | None = None) -> dict:
     """Stacking weights, discrepancy and validated distance from rolling forecasts of ``runs``.
 
     Parameters
@@ -310,6 +363,8 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
         As in :func:`fit_ensemble`.
     advance : callable, optional
         Called after each split fit (progress).
+    executor, max_workers
+        As in :func:`fit_ensemble`.
 
     Returns
     -------
@@ -328,27 +383,29 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
         raise splitter.too_few(runs, card_objs, notes)
     fit_one = functools.partial(fit_card, chains=chains, sampler=sampler,
                                 random_seed=random_seed)
+    tasks = _split_tasks(runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds,
+                         split_draws=split_draws, split_tune=split_tune)
+    results = run_tasks(_fit_task, tasks, executor=executor, max_workers=max_workers,
+                        threads_per_task=chains,
+                        on_done=None if advance is None else lambda i: advance())
     return _forecast_record(
-        runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds, notes=notes,
+        runs, card_objs, splitter=splitter, folds=folds, notes=notes, results=results,
         split_draws=split_draws, split_tune=split_tune, chains=chains, random_seed=random_seed,
-        dirichlet_a=dirichlet_a, discrepancy=discrepancy, advance=advance,
+        dirichlet_a=dirichlet_a, discrepancy=discrepancy,
     )
 
 
-def _forecast_record(runs, card_objs, *, splitter, fit_one, folds, notes, split_draws,
-                     split_tune, chains, random_seed, dirichlet_a, discrepancy,
-                     advance=None) -> dict:
-    """Refit every card on each split's training runs, forecast its held-out runs, weigh."""
+def _forecast_record(runs, card_objs, *, splitter, folds, notes, results, split_draws,
+                     split_tune, chains, random_seed, dirichlet_a, discrepancy) -> dict:
+    """Score each split's refits (``results`` of :func:`_split_tasks`) on its held-out runs,
+    then weigh."""
     pieces, row_masks, docs, problems = [], [], [], []
-    for fold in folds:
-        train = runs.subset(~fold.mask)
-        posts = []
-        for card in card_objs:
-            with recording_sampler_problems(problems, splitter.label(fold, card)):
-                posts.append(fit_one(train, card=card, draws=split_draws, tune=split_tune,
-                                     log_likelihood=False))
-            if advance is not None:
-                advance()
+    n_cards = len(card_objs)
+    for j, fold in enumerate(folds):
+        chunk = results[j * n_cards:(j + 1) * n_cards]
+        posts = [post for post, _ in chunk]
+        for _, recorded in chunk:
+            problems.extend(recorded)
         blocks = splitter.blocks(runs, fold, posts)
         for row, mask in blocks:
             pieces.append(row)

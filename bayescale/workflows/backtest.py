@@ -283,6 +283,7 @@ def backtest(
     discrepancy_fracs=(0.1, 0.2, 0.3),
     group_by: str | None = None,
     separate: bool = False,
+    executor: str = "process",
 ) -> BacktestResult:
     """Hold out the largest runs by compute, fit the rest and score the predictions.
 
@@ -336,6 +337,9 @@ def backtest(
         With ``group_by``: also fit each family alone on its training runs and score it the
         same way (``method`` column ``separate``), the comparison that says whether pooling
         helps.
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the nested law ensemble's independent fits run (:func:`bayescale.fit`); the
+        scores are the same, bit for bit.
 
     Returns
     -------
@@ -368,7 +372,7 @@ def backtest(
         return _backtest_families(
             runs, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=separate,
             probs=probs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-            priors=priors,
+            priors=priors, executor=executor,
         )
     if discrepancy and method != "bayes":
         raise InputError(f"discrepancy needs method 'bayes', got method {method!r}")
@@ -396,7 +400,8 @@ def backtest(
     if method == "bayes":
 
         post = fit(train, card=None if ensemble else card_obj, draws=draws, tune=tune,
-                   chains=chains, random_seed=random_seed, log_likelihood=False)
+                   chains=chains, random_seed=random_seed, log_likelihood=False,
+                   executor=executor)
         diagnostics = provenance(post).get("diagnostics")
     else:
 
@@ -458,7 +463,7 @@ def backtest(
 
 
 def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, draws, tune,
-                       chains, random_seed, priors) -> BacktestResult:
+                       chains, random_seed, priors, executor) -> BacktestResult:
     """Per-family backtest of the pooled fit (and of each family fitted alone, ``separate``).
 
     Each family is split by compute on its own
@@ -477,7 +482,8 @@ def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, d
     if card is None:
 
         pooled = fit_families_ensemble(train_runs, group_by=group_by, split_draws=draws,
-                                       split_tune=tune, log_likelihood=False, **settings)
+                                       split_tune=tune, log_likelihood=False,
+                                       executor=executor, **settings)
     else:
         pooled = fit_families(train_runs, group_by=group_by, card=card, **settings)
     tables = []

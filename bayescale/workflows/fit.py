@@ -37,6 +37,7 @@ def fit(
     group_by: str | None = None,
     backend: str = "cached",
     accuracy=None,
+    executor: str = "process",
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -88,6 +89,12 @@ def fit(
         ``"accuracy-two-step"``):
         ``metric`` (required), ``via``, ``floor``, ``n_examples``, ``compute``, ``tasks``, passed
         to :func:`bayescale.engines.accuracy.fit_accuracy` with ``runs`` (the whole table).
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the law ensemble's independent fits (members and rolling splits) run
+        (:func:`bayescale.engines.executor.run_tasks`); the posterior is the same, bit for bit.
+        ``"process"``: ``cores // chains`` worker processes, or this process when that is 1;
+        ``"ray"``: Ray tasks (``pip install bayescale[ray]``; the cluster at ``RAY_ADDRESS``
+        when set, else a local instance). One card is one fit: ignored.
 
     Returns
     -------
@@ -123,7 +130,7 @@ def fit(
         return fit_ensemble(
             runs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
             sampler=sampler, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None,
+            progress=progress or None, executor=executor,
         )
     if card is None:  # with group_by: the law ensemble, every card pooled over the families
         if priors:
@@ -133,7 +140,7 @@ def fit(
         return fit_families_ensemble(
             runs, group_by=group_by, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None,
+            progress=progress or None, executor=executor,
         )
     if group_by is not None:
         if sampler != "nutpie":

@@ -235,6 +235,7 @@ def report(
     plan_budget=None,
     inference_tokens=None,
     group_by=None,
+    executor: str = "process",
 ) -> dict:
     """Fit a card, answer, draw and write the report, in one go.
 
@@ -270,6 +271,8 @@ def report(
         Sampler settings of every fit.
     random_seed : int, default 0
         Seed of every fit and draw.
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the law ensembles' independent fits run (:func:`bayescale.fit`).
     ci_prob : float, default 0.9
         Interval probability.
     ci_kind : {"eti", "hdi"}, default "eti"
@@ -300,7 +303,7 @@ def report(
     sampler = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
     if group_by is not None:
 
-        post = run_fit(runs, card=card, group_by=group_by, **sampler)
+        post = run_fit(runs, card=card, group_by=group_by, executor=executor, **sampler)
         save(post, out_dir / "posterior.nc")
         table = summary_table(post, ci_prob=ci_prob, ci_kind=ci_kind)
         atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p, index=False))
@@ -315,11 +318,12 @@ def report(
         comparison = compare(runs, cards=[card, *others], holdout_frac=holdout_frac, **sampler)
         post = comparison.fits.get(card.name)
     if post is None:
-        post = run_fit(runs, card=card, **sampler)
+        post = run_fit(runs, card=card, executor=executor, **sampler)
     save(post, out_dir / "posterior.nc")
     table = summarize(post, ci_prob=ci_prob, ci_kind=ci_kind)
     atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p))
-    bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, **sampler)
+    bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, executor=executor,
+                      **sampler)
     return write_report(
         post, out_dir, budgets=budgets, queries=queries, target_loss=target_loss,
         comparison=comparison, backtest=bt, ci_prob=ci_prob, ci_kind=ci_kind,
