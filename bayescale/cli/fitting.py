@@ -25,6 +25,7 @@ from bayescale.cli.common import (
     print_json,
     quiet_stdout,
     sampler_warnings,
+    warn_lack_of_fit,
     write_csv,
     write_text,
 )
@@ -111,6 +112,7 @@ def write_fit_outputs(tree, folder: Path, *, ci_prob, ci_kind):
     save(tree, folder / "posterior.nc")
     write_csv(folder / "summary.csv", table)
     err_console().print(f"wrote {folder / 'posterior.nc'} and {folder / 'summary.csv'}")
+    warn_lack_of_fit(tree)
     return table
 
 

@@ -311,6 +311,7 @@ def backtest(
     folder = check_out_dir(out, names, [runs])
     from bayescale.answers import plots, score_plots
     from bayescale.core.progress import fit_progress
+    from bayescale.scoring.reading import lack_of_fit_reading
     from bayescale.workflows import backtest as backtesting
 
     what = f"card {choice.card.name}" if choice.card is not None else "the default model"
@@ -331,6 +332,11 @@ def backtest(
                 run_table, card=choice.card, priors=choice.priors, holdout_fracs=fracs,
                 method=method, n_bootstrap=bootstrap, progress=bar, **fit_kwargs,
             )
+    words = lack_of_fit_reading(result.lack_of_fit, tuple((result.drift or {}).get(k, 0.0)
+                                                          for k in ("mean", "sd")))
+    if words:
+        err_console().print(f"[bold yellow]warning[/]: lack of fit on the training runs: {words}.",
+                            soft_wrap=True)
     data = result.to_dict()
     if calib is not None:
         data["calibration"] = calib.to_dict(orient="records")

@@ -313,6 +313,8 @@ def _fit_members_and_weights(runs, card_objs, *, splitter, fit_one, holdout_frac
         chains=chains, random_seed=random_seed, dirichlet_a=dirichlet_a,
         discrepancy=discrepancy,
     )
+    weights = [info["weights"][c.name] for c in card_objs]
+    info.update(splitter.lack_of_fit(runs, member_fits, weights))
     return assemble(member_fits, {**info, **(extra or {})})
 
 

@@ -47,7 +47,12 @@ from bayescale.scoring.calibration import (
     pit,
     pit_uniformity,
 )
-from bayescale.scoring.discrepancy import as_tau, extrapolation_decades, inflated_scale
+from bayescale.scoring.discrepancy import (
+    as_tau,
+    extrapolation_decades,
+    inflated_scale,
+    paired_drift,
+)
 from bayescale.scoring.forecast import DEFAULT_PROBS, predictive_scores, split_by_compute
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
 from bayescale.scoring.splits import split_families
@@ -131,6 +136,10 @@ class BacktestResult:
     families : pandas.DataFrame or None
         For a backtest of families: one row per family and method, ``n_train``, ``n_test``,
         ``lpd_mean``, ``coverage90``, ``mean_abs_error``.
+    lack_of_fit, drift : dict or None
+        The law ensemble's lack-of-fit test on the training runs
+        (:func:`bayescale.scoring.discrepancy.lack_of_fit`) and the drift it gave the
+        forecasts (``mean``, ``sd`` per decade; 0 unless flagged). None for one card.
     """
 
     card: str
@@ -152,6 +161,8 @@ class BacktestResult:
     validated_decades: float | None = None
     group_by: str | None = None
     families: pd.DataFrame | None = None
+    lack_of_fit: dict | None = None
+    drift: dict | None = None
 
     @property
     def crps_mean(self) -> float:
@@ -202,6 +213,10 @@ class BacktestResult:
             out["weights"] = {k: float(v) for k, v in self.weights.items()}
             out["validated_decades"] = float(self.validated_decades)
             out["tau"] = float(self.tau)
+            out["lack_of_fit"] = None if self.lack_of_fit is None else bool(
+                self.lack_of_fit["flag"])
+            out["lack_of_fit_evidence"] = (None if self.lack_of_fit is None
+                                           else {**self.lack_of_fit, "drift": self.drift})
         if self.families is not None:
             out["group_by"] = self.group_by
             out["families"] = json.loads(self.families.to_json(orient="records"))
@@ -220,6 +235,8 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
     probs : sequence of float
         Central interval probabilities.
     discrepancy : "auto", float, Discrepancy or None, default "auto"
+        ``"auto"`` also applies a law ensemble's drift when its runs bend away from its laws
+        (:attr:`bayescale.fits.Fit.drift`: log loss shifted by ``m_s * Delta``).
         Inflate each draw's noise scale to ``sqrt(sigma**2 + (tau * Delta)**2)``, ``Delta`` the
         compute decades beyond the fit's largest run (:mod:`bayescale.scoring.discrepancy`).
         ``"auto"``:
@@ -236,10 +253,12 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
     extra = {k: frame[k].to_numpy(float) for k in ("U",) if k in frame}
     mu, sigma, nu, family = _fit_predictive(fit, N, D, **extra)
     tau = as_tau(discrepancy, fit)
-    if tau > 0:
-
+    drift = paired_drift(*read(fit).drift, mu.shape[0]) if discrepancy == "auto" else None
+    if tau > 0 or drift is not None:
         delta = extrapolation_decades(frame["C"].to_numpy(float), runs_of(fit)["C"].max())
         sigma = inflated_scale(np.asarray(sigma, float)[:, None], tau, delta[None, :])
+        if drift is not None:  # the runs bend away from the laws: forecasts drift beyond them
+            mu = mu + drift[:, None] * delta[None, :]
     y = np.log(loss)
     sc = predictive_scores(y, mu, sigma, family=family, nu=nu, probs=probs)
     median = np.exp(sc["median"])
@@ -426,7 +445,8 @@ def backtest(
     if ensemble:
         info = ensemble_info(post)
         extra = {"weights": info["weights"], "validated_decades": info["validated_decades"],
-                 "tau": info["tau"]}
+                 "tau": info["tau"], "lack_of_fit": info.get("lack_of_fit"),
+                 "drift": info.get("drift")}
     if discrepancy:
 
         disc = estimate_discrepancy(train, card=card_obj, holdout_fracs=discrepancy_fracs,
