@@ -109,6 +109,10 @@ class BacktestResult:
     validated_decades : float or None
         The largest extrapolation distance (decades of compute) the ensemble's nested rolling
         splits validated (None for one card).
+    convergence : dict or None
+        For the ensemble: which of its fits on the training runs were refitted to converge,
+        which split fits were left out of the weights and which cards dropped, and why (the
+        ensemble record's ``convergence``; None for one card).
     group_by : str or None
         For a backtest of families (``group_by=``): the column that labels them. Each family
         then holds out its own largest runs; ``table`` has ``family`` and ``method``
@@ -136,6 +140,7 @@ class BacktestResult:
     discrepancy: dict | None = None
     weights: dict | None = None
     validated_decades: float | None = None
+    convergence: dict | None = None
     group_by: str | None = None
     families: pd.DataFrame | None = None
 
@@ -170,6 +175,8 @@ class BacktestResult:
             out["weights"] = {k: float(v) for k, v in self.weights.items()}
             out["validated_decades"] = float(self.validated_decades)
             out["tau"] = float(self.tau)
+            if self.convergence is not None:
+                out["convergence"] = self.convergence
         if self.families is not None:
             out["group_by"] = self.group_by
             out["families"] = json.loads(self.families.to_json(orient="records"))
@@ -387,7 +394,7 @@ def backtest(
     if ensemble:
         info = ensemble_info(post)
         extra = {"weights": info["weights"], "validated_decades": info["validated_decades"],
-                 "tau": info["tau"]}
+                 "tau": info["tau"], "convergence": info.get("convergence")}
     if discrepancy:
 
         disc = estimate_discrepancy(train, card=card_obj, holdout_fracs=discrepancy_fracs,
@@ -472,7 +479,8 @@ def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, d
     if view.is_mixture:  # what the pooled ensemble learned on the training runs
         info = view.ensemble_info
         extra = {"weights": info["weights"], "tau": info["tau"],
-                 "validated_decades": info["validated_decades"]}
+                 "validated_decades": info["validated_decades"],
+                 "convergence": info.get("convergence")}
     return BacktestResult(
         card=view.name,
         method="bayes",
