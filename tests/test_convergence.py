@@ -36,10 +36,10 @@ class FakeEngine:
     def __init__(self, bad, base_seed=0):
         self.bad, self.base_seed, self.calls = bad, base_seed, []
 
-    def __call__(self, runs, *, card, draws, tune, random_seed, strict=False, **_):
+    def __call__(self, runs, *, card, draws, tune, random_seed, strict=False, **kw):
         name = card.name if hasattr(card, "name") else card
         attempt = random_seed - self.base_seed
-        self.calls.append((name, len(runs), attempt, draws, tune))
+        self.calls.append((name, len(runs), attempt, draws, tune, kw.get("target_accept")))
         failing = self.bad(name, len(runs), attempt)
         if failing:
             warnings.warn(f"fit of {name!r} on {len(runs)} runs: sampler problems: R-hat",
@@ -75,6 +75,8 @@ def test_fit_converged_refits_with_a_new_seed_and_longer_tuning():
     assert [(a["seed"], a["tune"], a["draws"]) for a in rec["attempts"]] == [
         (0, 50, 100), (1, 50 * build.REFIT_TUNE_FACTOR, 100 * build.REFIT_DRAWS_FACTOR)]
     assert rec["attempts"][0]["failures"] == ["R-hat 1.200", "3 divergences"]
+    assert rec["attempts"][0]["target_accept"] is None  # the engine's own on the first attempt
+    assert rec["attempts"][1]["target_accept"] == build.REFIT_TARGET_ACCEPT
     assert rec["problems"] == []  # the warnings of the failed attempt are not repeated
     assert build.convergence_failures(tree) == []
 

@@ -26,7 +26,8 @@ from bayescale.fits.members import assemble
 from bayescale.scoring.splits import DEFAULT_FRACS, ByCompute, ByFamily
 from bayescale.scoring.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
 
-__all__ = ["DEFAULT_CARDS", "REFITS", "REFIT_DRAWS_FACTOR", "REFIT_TUNE_FACTOR", "REPEAT_CARDS",
+__all__ = ["DEFAULT_CARDS", "REFITS", "REFIT_DRAWS_FACTOR", "REFIT_TARGET_ACCEPT",
+           "REFIT_TUNE_FACTOR", "REPEAT_CARDS",
            "assemble", "check_cards", "convergence_failures", "default_cards", "fit_converged",
            "fit_ensemble", "fit_families_ensemble", "forecast_weights",
            "recording_sampler_problems", "weigh_forecasts"]
@@ -42,10 +43,16 @@ _EPOCH_TOL = 1e-6
 
 REFITS = 2
 """Refits of a fit that did not converge (R-hat above 1.01 or a divergence), each from a new seed
-with :data:`REFIT_TUNE_FACTOR` times the tuning and :data:`REFIT_DRAWS_FACTOR` times the draws."""
+with :data:`REFIT_TUNE_FACTOR` times the tuning, :data:`REFIT_DRAWS_FACTOR` times the draws and
+target acceptance :data:`REFIT_TARGET_ACCEPT`."""
 
 REFIT_TUNE_FACTOR = 2
 """Tuning of a refit, as a multiple of the first attempt's (longer mass-matrix adaptation)."""
+
+REFIT_TARGET_ACCEPT = 0.99
+"""Target acceptance of a refit (the first attempt's is the engine's, 0.95): a smaller step, the
+usual cure for divergences. On the Epoch runs, 4x longer ``kaplan-linf`` chains at 0.95 still
+met one divergence in 16000 draws, or a chain that lost its way (384)."""
 
 REFIT_DRAWS_FACTOR = 4
 """Draws of a refit, as a multiple of the first attempt's, thinned back to its count so the fit
@@ -358,8 +365,9 @@ def fit_converged(fit_one, runs, *, card, draws, tune, random_seed, label, refit
     """Fit ``card``; refit with a new seed and longer tuning while the fit has not converged.
 
     Attempt ``i`` (0, 1, ...) uses seed ``random_seed + i``; refits tune
-    :data:`REFIT_TUNE_FACTOR` times longer and draw :data:`REFIT_DRAWS_FACTOR` times as many
-    draws, of which every ``REFIT_DRAWS_FACTOR``-th is kept, so a refit has the shape of the
+    :data:`REFIT_TUNE_FACTOR` times longer, target an acceptance of
+    :data:`REFIT_TARGET_ACCEPT` and draw :data:`REFIT_DRAWS_FACTOR` times as many draws, of
+    which every ``REFIT_DRAWS_FACTOR``-th is kept, so a refit has the shape of the
     first attempt's fit. A fit that converged at the first attempt is exactly the fit without
     this policy.
 
@@ -384,8 +392,8 @@ def fit_converged(fit_one, runs, *, card, draws, tune, random_seed, label, refit
     -------
     tuple
         ``(tree, record)``: the last attempt's fit, and ``{"label", "card", "converged",
-        "attempts": [{"seed", "tune", "draws", "thin", "max_rhat", "divergences",
-        "failures"}, ...], "problems": [sampler messages of the last attempt]}``.
+        "attempts": [{"seed", "tune", "draws", "thin", "target_accept", "max_rhat",
+        "divergences", "failures"}, ...], "problems": [sampler messages of the last attempt]}``.
     """
     attempts = []
     for i in range(int(refits) + 1):
@@ -393,6 +401,8 @@ def fit_converged(fit_one, runs, *, card, draws, tune, random_seed, label, refit
         settings = {"draws": int(draws) * thin,
                     "tune": int(tune) * (REFIT_TUNE_FACTOR if i >= 1 else 1),
                     "random_seed": int(random_seed) + i}
+        if i >= 1:
+            settings["target_accept"] = REFIT_TARGET_ACCEPT
         problems: list = []
         with recording_sampler_problems(problems, label):
             tree = fit_one(runs, card=card, strict=False, **settings, **kwargs)
@@ -400,6 +410,7 @@ def fit_converged(fit_one, runs, *, card, draws, tune, random_seed, label, refit
         diag = json.loads(tree.attrs.get("bayescale_diagnostics", "{}"))
         attempts.append({"seed": settings["random_seed"], "tune": settings["tune"],
                          "draws": settings["draws"], "thin": thin,
+                         "target_accept": settings.get("target_accept"),
                          "max_rhat": diag.get("max_rhat"),
                          "divergences": diag.get("divergences"), "failures": failures})
         if thin > 1:
@@ -588,7 +599,8 @@ def _evidence(records, names, member_records, dropped_members):
     record = {
         "rule": f"a fit counts when R-hat <= {RHAT_MAX} and it has no divergences; else it is "
                 f"refitted up to {REFITS} times (new seed, {REFIT_TUNE_FACTOR}x tuning, "
-                f"{REFIT_DRAWS_FACTOR}x draws thinned back), and a split fit that still fails "
+                f"{REFIT_DRAWS_FACTOR}x draws thinned back, target acceptance "
+                f"{REFIT_TARGET_ACCEPT}), and a split fit that still fails "
                 "leaves its split out of the stacking evidence",
         "n_fits": len(every),
         "n_refitted": sum(len(r["attempts"]) > 1 for r in every),
