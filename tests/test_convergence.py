@@ -142,9 +142,17 @@ def test_a_card_whose_member_fit_fails_leaves_the_ensemble(monkeypatch):
         monkeypatch, lambda name, n, attempt: name == "chinchilla-tied" and n == 45)
     assert info["cards"] == ["chinchilla"]
     assert "member 'chinchilla-tied'" in info["convergence"]["dropped_cards"]["chinchilla-tied"]
+    assert info["convergence"]["unconverged_kept"] == []
     # its split fits are not made
     assert not any(c[0] == "chinchilla-tied" and c[1] < 45 for c in engine.calls)
     assert any("dropped from the ensemble" in m for m in msgs)
+
+
+def test_when_no_member_converges_all_are_kept_and_said_so(monkeypatch):
+    ens, info, engine, msgs = _ensemble(monkeypatch, lambda name, n, attempt: n == 45)
+    assert info["cards"] == list(CARDS) and info["convergence"]["dropped_cards"] == {}
+    assert len(info["convergence"]["unconverged_kept"]) == 2
+    assert any("no member fit converged" in m for m in msgs)
 
 
 def test_strict_raises_when_a_member_does_not_converge(monkeypatch):

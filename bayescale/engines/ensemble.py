@@ -609,7 +609,8 @@ def _evidence(records, names, member_records, dropped_members):
         "excluded_splits": [i for i in range(n_folds) if i not in folds],
         "dropped_cards": dropped,
         "unconverged_kept": excluded if fallback else [
-            _outcome(r) for r in member_records if not r["converged"]],
+            _outcome(r) for r in member_records
+            if not r["converged"] and r["card"] not in dropped],
         "attempts": {r["label"]: r["attempts"] for r in every if len(r["attempts"]) > 1},
     }
     return folds, cards, record
