@@ -90,12 +90,22 @@ def test_warnings_raised_in_workers_reach_the_caller_in_task_order():
 
 
 def test_split_fit_problems_are_recorded_where_the_fit_ran():
+    import json
+
+    import xarray as xr
+
+    from bayescale.core.cards import load_card
+
     def fit_one(runs, *, card, **_):
         warnings.warn("R-hat 1.05 for alpha", SamplerWarning, stacklevel=1)
-        return runs
+        tree = xr.DataTree()
+        tree.attrs["bayescale_diagnostics"] = json.dumps({"max_rhat": 1.005, "divergences": 0})
+        return tree
 
-    assert _fit_task(fit_one=fit_one, runs="post", card=None, record="split 0.1 chinchilla") == (
-        "post", ["split 0.1 chinchilla: R-hat 1.05 for alpha"])
+    tree, record = _fit_task(fit_one=fit_one, runs="runs", card=load_card("chinchilla"),
+                             draws=10, tune=10, random_seed=0, label="split 0.1 chinchilla")
+    assert record["problems"] == ["split 0.1 chinchilla: R-hat 1.05 for alpha"]
+    assert record["converged"] and len(record["attempts"]) == 1
 
 
 def test_bad_executor_settings_are_clear_errors():

@@ -227,7 +227,8 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
     write_csv(folder / "backtest.csv", table, index=False)
     write_csv(folder / "backtest_summary.csv", summary, index=False)
     ensemble = None if result.weights is None else {
-        "weights": result.weights, "tau": result.tau, "validated_decades": result.validated_decades}
+        "weights": result.weights, "tau": result.tau, "validated_decades": result.validated_decades,
+        "convergence": result.convergence}
     if as_json:
         print_json({"group_by": group_by, "summary": records(summary),
                     **({"ensemble": ensemble} if ensemble else {})})
@@ -237,6 +238,8 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
         err_console().print(f"pooled ensemble (training runs): weights {weights}; tau "
                             f"{ensemble['tau']:.3g}; validated "
                             f"{ensemble['validated_decades']:.2f} decades")
+        for label, value in render.convergence_rows(ensemble["convergence"]):
+            err_console().print(f"{label}: {value}")
     out_console().print(render.families_backtest_table(summary, holdout_frac=holdout_frac))
 
 

@@ -128,6 +128,10 @@ class BacktestResult:
     validated_decades : float or None
         The largest extrapolation distance (decades of compute) the ensemble's nested rolling
         splits validated (None for one card).
+    convergence : dict or None
+        For the ensemble: which of its fits on the training runs were refitted to converge,
+        which split fits were left out of the weights and which cards dropped, and why (the
+        ensemble record's ``convergence``; None for one card).
     group_by : str or None
         For a backtest of families (``group_by=``): the column that labels them. Each family
         then holds out its own largest runs; ``table`` has ``family`` and ``method``
@@ -159,6 +163,7 @@ class BacktestResult:
     discrepancy: dict | None = None
     weights: dict | None = None
     validated_decades: float | None = None
+    convergence: dict | None = None
     group_by: str | None = None
     families: pd.DataFrame | None = None
     lack_of_fit: dict | None = None
@@ -196,12 +201,13 @@ class BacktestResult:
             "coverage": {f"{p:g}": float(c) for p, c in self.coverage.items()},
             "lpd_mean": float(self.lpd_mean),
             "median_abs_error": float(self.median_abs_error),
-            "crps_mean": self.crps_mean,
-            "below_median": self.below_median,
-            "pit_uniformity": pit_uniformity(self._scored()["pit"].to_numpy()),
             "diagnostics": self.diagnostics,
             "table": json.loads(self.table.to_json(orient="records")),
         }
+        if {"pit", "crps"} <= set(self.table.columns):  # scored by this version
+            out["crps_mean"] = self.crps_mean
+            out["below_median"] = self.below_median
+            out["pit_uniformity"] = pit_uniformity(self._scored()["pit"].to_numpy())
         if self.tau is not None and self.weights is None:
             out["tau"] = float(self.tau)
             out["coverage_calibrated"] = {
@@ -217,6 +223,8 @@ class BacktestResult:
                 self.lack_of_fit["flag"])
             out["lack_of_fit_evidence"] = (None if self.lack_of_fit is None
                                            else {**self.lack_of_fit, "drift": self.drift})
+            if self.convergence is not None:
+                out["convergence"] = self.convergence
         if self.families is not None:
             out["group_by"] = self.group_by
             out["families"] = json.loads(self.families.to_json(orient="records"))
@@ -446,7 +454,7 @@ def backtest(
         info = ensemble_info(post)
         extra = {"weights": info["weights"], "validated_decades": info["validated_decades"],
                  "tau": info["tau"], "lack_of_fit": info.get("lack_of_fit"),
-                 "drift": info.get("drift")}
+                 "drift": info.get("drift"), "convergence": info.get("convergence")}
     if discrepancy:
 
         disc = estimate_discrepancy(train, card=card_obj, holdout_fracs=discrepancy_fracs,
@@ -532,7 +540,8 @@ def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, d
     if view.is_mixture:  # what the pooled ensemble learned on the training runs
         info = view.ensemble_info
         extra = {"weights": info["weights"], "tau": info["tau"],
-                 "validated_decades": info["validated_decades"]}
+                 "validated_decades": info["validated_decades"],
+                 "convergence": info.get("convergence")}
     return BacktestResult(
         card=view.name,
         method="bayes",
