@@ -62,7 +62,7 @@ def test_compare_input_errors(sim_runs):
 def test_compare_prefers_chinchilla_on_chinchilla_data(sim_runs, sim_fit):
     with warnings.catch_warnings(record=True) as caught:
         # the rolling-split fits of kaplan on 27-36 runs may be short of R-hat 1.01; they are
-        # reported (one SamplerWarning) and their forecasts still count
+        # refitted, and any still unconverged are reported (SamplerWarning) and left out
         warnings.simplefilter("always", SamplerWarning)
         res = compare(sim_runs, cards=("kaplan", "chinchilla"), draws=1000, tune=1000, chains=4,
                       random_seed=1)

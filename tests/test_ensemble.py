@@ -198,8 +198,14 @@ def test_fit_ensemble_end_to_end(sim_ensemble, sim_runs):
     assert info["cards"] == list(bs.ensemble.DEFAULT_CARDS)
     w = np.array(list(info["weights"].values()))
     assert w.sum() == pytest.approx(1.0) and (w > 0).all()
-    # 5 IsoFLOP budgets: the 0.1 and 0.2 fractions hold out the same top budget (one split)
-    assert len(info["splits"]) == 2 and info["validated_decades"] == pytest.approx(1.0)
+    # 5 IsoFLOP budgets: the 0.1 and 0.2 fractions hold out the same top budget (one split).
+    # At these short chains a split fit may not converge even after its refits: its split is
+    # then left out of the weights, and the record says so
+    conv = info["convergence"]
+    assert len(info["splits"]) + len(conv["excluded_splits"]) == 2
+    assert len(conv["excluded_split_fits"]) >= len(conv["excluded_splits"])
+    assert info["validated_decades"] == pytest.approx(
+        1.0 if 1 not in conv["excluded_splits"] else np.log10(1e19 / 3e18))
     assert info["tau"] >= 0
     # the simulated law is Chinchilla: the Chinchilla forms forecast at least as well
     lpd = info["card_forecast_lpd"]
@@ -262,10 +268,10 @@ def test_fit_ensemble_without_cards_fits_the_default_cards_of_the_runs(monkeypat
 
     monkeypatch.setattr(build, "fit_card", stop)
     with pytest.raises(RuntimeError):
-        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
+        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]), executor="serial")
     monkeypatch.setattr(build, "default_cards", lambda runs: ("data-constrained",))
     with pytest.raises(RuntimeError):
-        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]))
+        build.fit_ensemble(_runs_with_unique_tokens([1.0, 3.0]), executor="serial")
     assert seen == ["chinchilla", "data-constrained"]
 
 

@@ -35,7 +35,7 @@ from bayescale.core.stats import check_ci, median_interval
 from bayescale.errors import InputError
 from bayescale.fits.params import law_params
 from bayescale.fits.view import per_family, read
-from bayescale.scoring.discrepancy import as_tau, inflated_scale
+from bayescale.scoring.discrepancy import as_tau, inflated_scale, paired_drift
 
 CI_BOUNDS = ("lower", "upper")
 _BLOCK_ELEMS = 1 << 18
@@ -400,8 +400,10 @@ def predict(
         var: _extrapolation(x, runs[var].to_numpy() if var in runs else np.array([]))
         for var, x in (("N", n), ("D", d), ("C", c))
     }
+    # a law ensemble whose runs bend away from its laws drifts beyond them (lack of fit)
+    drift = paired_drift(*view.drift, s) if discrepancy == "auto" else None
     delta = None
-    if tau > 0:
+    if tau > 0 or drift is not None:
         delta = np.maximum(extrapolation["C"], 0.0)
         if np.isnan(delta).any():
             bad = np.flatnonzero(np.isnan(delta))[:5].tolist()
@@ -429,12 +431,14 @@ def predict(
         loss = loss_block(law, params, n[blk], d[blk], **{k: v[blk] for k, v in extra.items()})
         mean[blk] = loss.mean(axis=1)
         scale = sigma if delta is None else inflated_scale(sigma, tau, delta[blk, None])
+        shift = 0.0 if drift is None else drift[None, :] * delta[blk, None]
         if target_loss is not None:
             p_law[blk] = (loss < target_loss).mean(axis=1)
-            z = (np.log(target_loss) - np.log(loss)) / scale
+            z = (np.log(target_loss) - np.log(loss) - shift) / scale
             p_run[blk] = _noise_cdf(z, noise).mean(axis=1)
         new_run = loss * (
-            noise_factor if delta is None else np.exp(np.minimum(scale * eps[None, :], 700.0))
+            noise_factor if delta is None
+            else np.exp(np.minimum(shift + scale * eps[None, :], 700.0))
         )
         # Both arrays are block temporaries: select their order statistics in place.
         pi[blk] = median_interval(
@@ -478,6 +482,10 @@ def predict(
         attrs["target_loss"] = target_loss
     if tau > 0 or (discrepancy is not None and not isinstance(discrepancy, str)):
         attrs["discrepancy_tau"] = tau
+    if view.lack_of_fit is not None:
+        attrs["lack_of_fit"] = bool(view.lack_of_fit["flag"])
+    if drift is not None:
+        attrs["drift_mean"], attrs["drift_sd"] = view.drift
     return xr.Dataset(
         data, coords={"query": np.arange(q), "ci_bound": list(CI_BOUNDS)}, attrs=attrs
     )

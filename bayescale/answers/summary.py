@@ -213,6 +213,9 @@ def fit_summary_json(fit, *, ci_prob: float = 0.9, ci_kind: str = "eti") -> dict
             "weights": info["weights"],
             "tau": info["tau"],
             "validated_decades": info["validated_decades"],
+            "lack_of_fit": None if view.lack_of_fit is None else bool(view.lack_of_fit["flag"]),
+            "lack_of_fit_evidence": (None if view.lack_of_fit is None
+                                     else {**view.lack_of_fit, "drift": info.get("drift")}),
             "ensemble": {k: v for k, v in info.items() if k not in ("weights", "tau")},
             "members": {
                 name: {"weight": w, **fit_summary_json(m, ci_prob=ci_prob, ci_kind=ci_kind)}

@@ -235,10 +235,23 @@ def posterior_file(path: Path) -> Path:
 
 
 def load_fit(path: Path):
-    """The fit tree saved at ``path`` (a file or its folder)."""
+    """The fit tree saved at ``path`` (a file or its folder); warns of a lack of fit."""
     from bayescale.fits.store import load
 
-    return load(posterior_file(path))
+    tree = load(posterior_file(path))
+    warn_lack_of_fit(tree)
+    return tree
+
+
+def warn_lack_of_fit(tree) -> None:
+    """On stderr, in plain words, when the fit's runs bend away from every law it holds."""
+    from bayescale.fits import read
+    from bayescale.scoring.reading import lack_of_fit_reading
+
+    view = read(tree)
+    words = lack_of_fit_reading(view.lack_of_fit, view.drift)
+    if words:
+        err_console().print(f"[bold yellow]warning[/]: lack of fit: {words}.", soft_wrap=True)
 
 
 def write_text(path: Path, text: str) -> Path:

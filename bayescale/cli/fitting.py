@@ -25,6 +25,7 @@ from bayescale.cli.common import (
     print_json,
     quiet_stdout,
     sampler_warnings,
+    warn_lack_of_fit,
     write_csv,
     write_text,
 )
@@ -68,6 +69,7 @@ def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None
         tree = fit(
             runs, card=card, priors=priors, **sampling.fit_kwargs(seed), sampler=sampling.sampler,
             strict=False, progress=progress, group_by=group_by, pool_metrics=pool_metrics,
+            executor=sampling.executor,
         )
     from bayescale.fits import read
 
@@ -112,6 +114,7 @@ def write_fit_outputs(tree, folder: Path, *, ci_prob, ci_kind):
     save(tree, folder / "posterior.nc")
     write_csv(folder / "summary.csv", table)
     err_console().print(f"wrote {folder / 'posterior.nc'} and {folder / 'summary.csv'}")
+    warn_lack_of_fit(tree)
     return table
 
 

@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from bayescale.cli.common import err_console
+from bayescale.engines.executor import EXECUTORS
 from bayescale.errors import InputError
 
 
@@ -264,6 +265,7 @@ class SamplerOptions:
     chains: int = 4
     sampler: str = "nutpie"
     prior: list[str] | None = None
+    executor: str = "process"
 
     @property
     def priors(self) -> dict | None:
@@ -286,6 +288,12 @@ class SamplerOptions:
                 "random_seed": seed}
 
 
+def _check_executor(value: str) -> str:
+    if value not in EXECUTORS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(EXECUTORS)}")
+    return value
+
+
 SAMPLER_OPTIONS = OptionGroup(
     SamplerOptions,
     draws=Annotated[int, typer.Option("--draws", help="Posterior draws kept per chain.")],
@@ -298,8 +306,17 @@ SAMPLER_OPTIONS = OptionGroup(
         list[str] | None,
         typer.Option("--prior", help="Prior override, e.g. 'alpha=Beta(2, 5)' (repeatable)."),
     ],
+    executor=Annotated[
+        str,
+        typer.Option(
+            "--executor", metavar="[" + "|".join(EXECUTORS) + "]", callback=_check_executor,
+            help="Where the law ensemble's independent fits run: serial; process (a local "
+            "pool of cores // chains workers, serial when that is 1); ray (pip install "
+            "'bayescale[ray]'; the cluster at RAY_ADDRESS when set). Same results.",
+        ),
+    ],
 )
-"""``--draws``, ``--tune``, ``--chains``, ``--sampler`` and ``--prior``."""
+"""``--draws``, ``--tune``, ``--chains``, ``--sampler``, ``--prior`` and ``--executor``."""
 
 
 @dataclass(frozen=True)

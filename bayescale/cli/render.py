@@ -268,6 +268,8 @@ def backtest_table(result) -> Table:
                   fmt(result.tau))
         t.add_row("extrapolation validated by the nested splits (decades of C)",
                   fmt(result.validated_decades))
+        for label, value in convergence_rows(result.convergence):
+            t.add_row(label, value)
     elif result.tau is not None:
         t.add_row("discrepancy tau (sd of log loss per decade)", fmt(result.tau))
         for p, cov in sorted(result.coverage_calibrated.items()):
@@ -276,6 +278,21 @@ def backtest_table(result) -> Table:
                   fmt(result.lpd_mean_calibrated))
     t.add_row("median absolute error of loss", fmt(result.median_abs_error))
     return t
+
+
+def convergence_rows(conv) -> list[tuple[str, str]]:
+    """Rows saying which ensemble fits were refitted, left out of the weights or dropped."""
+    if not conv:
+        return []
+    rows = [("fits refitted to converge (R-hat <= 1.01, no divergences)",
+             f"{conv.get('n_refitted', 0)} of {conv.get('n_fits', 0)}")]
+    for msg in conv.get("excluded_split_fits", []):
+        rows.append(("split fit left out of the weights (did not converge)", msg))
+    for card, why in (conv.get("dropped_cards") or {}).items():
+        rows.append((f"card {card} dropped from the ensemble", why))
+    for msg in conv.get("unconverged_kept", []):
+        rows.append(("fit kept although it did not converge", msg))
+    return rows
 
 
 def calibration_table(calib) -> Table:

@@ -56,7 +56,7 @@ REPORT_FILES = ("report.html", "report.md", "report.json", "posterior.nc", "summ
     )
 )
 @guarded
-@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior"))
+@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior", "executor"))
 @RUN_OPTIONS()
 def report(
     runs: RunsArg,
@@ -120,6 +120,7 @@ def report(
             inference_tokens=inference_tokens,
             group_by=loading.families(run_table),
             pool_metrics=loading.pool_metrics,
+            executor=sampling.executor,
         )
     files = {
         "html": folder / "report.html",
@@ -228,7 +229,8 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
     write_csv(folder / "backtest.csv", table, index=False)
     write_csv(folder / "backtest_summary.csv", summary, index=False)
     ensemble = None if result.weights is None else {
-        "weights": result.weights, "tau": result.tau, "validated_decades": result.validated_decades}
+        "weights": result.weights, "tau": result.tau, "validated_decades": result.validated_decades,
+        "convergence": result.convergence}
     if as_json:
         print_json({"group_by": group_by, "summary": records(summary),
                     **({"ensemble": ensemble} if ensemble else {})})
@@ -238,6 +240,8 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
         err_console().print(f"pooled ensemble (training runs): weights {weights}; tau "
                             f"{ensemble['tau']:.3g}; validated "
                             f"{ensemble['validated_decades']:.2f} decades")
+        for label, value in render.convergence_rows(ensemble["convergence"]):
+            err_console().print(f"{label}: {value}")
     out_console().print(render.families_backtest_table(summary, holdout_frac=holdout_frac))
 
 
@@ -252,7 +256,7 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
     )
 )
 @guarded
-@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior"), draws=1000)
+@SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior", "executor"), draws=1000)
 @RUN_OPTIONS(exclude=("pool_metrics",))
 def backtest(
     runs: RunsArg,
@@ -294,7 +298,7 @@ def backtest(
         raise InputError(f"--discrepancy needs --method bayes, got {method!r}")
     choice = choose_card(law, sampling.priors)
     run_table = loading.load(runs, cards=choice.checks)
-    fit_kwargs = sampling.fit_kwargs(seed)
+    fit_kwargs = {**sampling.fit_kwargs(seed), "executor": sampling.executor}
     group_by = loading.families(run_table)
     if group_by is not None:
         if method != "bayes" or cutoff is not None or calibration or discrepancy:
@@ -313,6 +317,7 @@ def backtest(
     folder = check_out_dir(out, names, [runs])
     from bayescale.answers import plots, score_plots
     from bayescale.core.progress import fit_progress
+    from bayescale.scoring.reading import lack_of_fit_reading
     from bayescale.workflows import backtest as backtesting
 
     what = f"card {choice.card.name}" if choice.card is not None else "the default model"
@@ -333,6 +338,11 @@ def backtest(
                 run_table, card=choice.card, priors=choice.priors, holdout_fracs=fracs,
                 method=method, n_bootstrap=bootstrap, progress=bar, **fit_kwargs,
             )
+    words = lack_of_fit_reading(result.lack_of_fit, tuple((result.drift or {}).get(k, 0.0)
+                                                          for k in ("mean", "sd")))
+    if words:
+        err_console().print(f"[bold yellow]warning[/]: lack of fit on the training runs: {words}.",
+                            soft_wrap=True)
     data = result.to_dict()
     if calib is not None:
         data["calibration"] = calib.to_dict(orient="records")

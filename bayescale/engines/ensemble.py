@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import warnings
 
 import numpy as np
 
 from bayescale.core.cards import load_card
+from bayescale.core.diagnostics import RHAT_MAX
 from bayescale.core.progress import tracker
 from bayescale.core.runs import load_runs
+from bayescale.engines.executor import run_tasks
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
-from bayescale.errors import InputError, SamplerWarning
+from bayescale.errors import ConvergenceError, InputError, SamplerWarning
 from bayescale.fits.members import assemble
 from bayescale.scoring.splits import DEFAULT_FRACS, ByCompute, ByFamily
 from bayescale.scoring.stacking import DIRICHLET_A, card_log_density, fit_tau, stacking_weights
 
-__all__ = ["DEFAULT_CARDS", "REPEAT_CARDS", "assemble", "check_cards", "default_cards",
+__all__ = ["DEFAULT_CARDS", "REFITS", "REFIT_DRAWS_FACTOR", "REFIT_TARGET_ACCEPT",
+           "REFIT_TUNE_FACTOR", "REPEAT_CARDS",
+           "assemble", "check_cards", "convergence_failures", "default_cards", "fit_converged",
            "fit_ensemble", "fit_families_ensemble", "forecast_weights",
            "recording_sampler_problems", "weigh_forecasts"]
 
@@ -36,6 +41,26 @@ REPEAT_CARDS = ("data-constrained",)
 with some run trained for more than one epoch): laws the plain forms cannot stand in for."""
 
 _EPOCH_TOL = 1e-6
+
+REFITS = 2
+"""Refits of a fit that did not converge (R-hat above 1.01 or a divergence), each from a new seed
+with :data:`REFIT_TUNE_FACTOR` times the tuning, :data:`REFIT_DRAWS_FACTOR` times the draws and
+target acceptance :data:`REFIT_TARGET_ACCEPT`."""
+
+REFIT_TUNE_FACTOR = 2
+"""Tuning of a refit, as a multiple of the first attempt's (longer mass-matrix adaptation)."""
+
+REFIT_TARGET_ACCEPT = 0.99
+"""Target acceptance of a refit (the first attempt's is the engine's, 0.95): a smaller step, the
+usual cure for divergences. On the Epoch runs, 4x longer ``kaplan-linf`` chains at 0.95 still
+met one divergence in 16000 draws, or a chain that lost its way (384)."""
+
+REFIT_DRAWS_FACTOR = 4
+"""Draws of a refit, as a multiple of the first attempt's, thinned back to its count so the fit
+keeps its shape. On the failing fits of the public tables (issue 19) longer tuning alone rarely
+helped: the chains mix slowly along the ridge of the irreducible loss against the exponents
+(ESS of 0.02-0.1 per draw), and four times longer chains converged where three times the
+tuning did not."""
 
 
 def repeats_data(runs) -> bool:
@@ -101,6 +126,8 @@ def fit_ensemble(
     strict: bool = False,
     log_likelihood: bool = True,
     progress=None,
+    executor: str = "process",
+    max_workers: int | None = None,
     **load_kwargs,
 ):
     """Fit an ensemble of cards, weighted by stacking of rolling-origin forecasts.
@@ -114,6 +141,13 @@ def fit_ensemble(
     (:func:`~bayescale.scoring.stacking.fit_tau`). The largest distance (decades of compute
     beyond a split's training runs) that the splits forecast is recorded as
     ``validated_decades``: answers further out are flagged as unvalidated.
+
+    Only converged fits count (R-hat <= 1.01, no divergences). A fit that has not converged is
+    refitted (:func:`fit_converged`: new seed, longer tuning, longer chains). A split fit that
+    still fails leaves its split out of the stacking evidence, so the weights come from the
+    splits where every fit converged; a member whose fit on all runs still fails leaves the
+    ensemble. The record's ``convergence`` says which fits were refitted, left out or dropped,
+    and why.
 
     Parameters
     ----------
@@ -139,11 +173,21 @@ def fit_ensemble(
     sampler : {"nutpie", "pymc"}
         NUTS implementation.
     strict : bool, default False
-        Raise on sampler problems of a member's fit.
+        Raise :class:`~bayescale.errors.ConvergenceError` when a member's fit has not converged
+        after its refits (instead of dropping its card).
     log_likelihood : bool, default True
         Store each member's pointwise log-likelihood (for PSIS-LOO).
     progress : bool or callable, optional
         One progress bar over all fits (see :func:`bayescale.core.progress.tracker`).
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the members' and the splits' fits run, all of them independent given the seed
+        (:func:`bayescale.engines.executor.run_tasks`): the same posteriors, bit for bit, from
+        every executor. ``"process"`` runs ``cores // chains`` worker processes, and the fits
+        in this process when that is 1 (two cores and four chains: nutpie already keeps the
+        cores busy); ``"ray"`` runs Ray tasks (``pip install bayescale[ray]``), on the
+        cluster at ``RAY_ADDRESS`` when set.
+    max_workers : int, optional
+        Worker processes of ``executor="process"`` (default ``cores // chains``).
     **load_kwargs
         Passed to :func:`bayescale.load_runs` when ``runs`` is a path or frame.
 
@@ -152,9 +196,9 @@ def fit_ensemble(
     xarray.DataTree
         Root: ``constant_data``, ``observed_data`` and attrs ``bayescale_ensemble`` (JSON:
         ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
-        ``card_forecast_lpd``, ``notes``) and the provenance attributes of the member with the
-        largest weight (``bayescale_card``, ``bayescale_runs``, ...). Children ``member_<k>``:
-        the members' fits.
+        ``card_forecast_lpd``, ``notes``, ``convergence``) and the provenance attributes of the
+        member with the largest weight (``bayescale_card``, ``bayescale_runs``, ...). Children
+        ``member_<k>``: the members' fits (of the cards kept).
 
     Raises
     ------
@@ -190,7 +234,8 @@ def fit_ensemble(
         runs, card_objs, splitter=ByCompute(), fit_one=fit_one, holdout_fracs=holdout_fracs,
         draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
         random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
-        strict=strict, log_likelihood=log_likelihood, progress=progress,
+        strict=strict, log_likelihood=log_likelihood, progress=progress, executor=executor,
+        max_workers=max_workers,
     )
 
 
@@ -211,6 +256,8 @@ def fit_families_ensemble(
     strict: bool = False,
     log_likelihood: bool = True,
     progress=None,
+    executor: str = "process",
+    max_workers: int | None = None,
 ):
     """Fit the law ensemble with every card pooled over the families of ``group_by``.
 
@@ -232,7 +279,7 @@ def fit_families_ensemble(
     cards : sequence of str, Path or Card, optional
         Candidate cards, each with a ``[pooling]`` table. Default: :func:`default_cards`.
     holdout_fracs, draws, tune, chains, split_draws, split_tune, random_seed, dirichlet_a,
-    discrepancy, strict, log_likelihood, progress
+    discrepancy, strict, log_likelihood, progress, executor, max_workers
         As in :func:`fit_ensemble`.
 
     Returns
@@ -264,39 +311,225 @@ def fit_families_ensemble(
         runs, card_objs, splitter=ByFamily(), fit_one=fit_one, holdout_fracs=holdout_fracs,
         draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
         random_seed=random_seed, dirichlet_a=float(dirichlet_a), discrepancy=discrepancy,
-        strict=strict, log_likelihood=log_likelihood, progress=progress, extra={"pooled": True},
+        strict=strict, log_likelihood=log_likelihood, progress=progress, executor=executor,
+        max_workers=max_workers, extra={"pooled": True},
     )
     return tree
 
 
 def _fit_members_and_weights(runs, card_objs, *, splitter, fit_one, holdout_fracs, draws,
                              tune, split_draws, split_tune, chains, random_seed, dirichlet_a,
-                             discrepancy, strict, log_likelihood, progress, extra=None):
-    """The ensemble loop: members on all runs, then the forecast record, then the tree."""
+                             discrepancy, strict, log_likelihood, progress, executor,
+                             max_workers, extra=None):
+    """The ensemble loop: members on all runs and the split fits (one batch of independent
+    fits, :func:`~bayescale.engines.executor.run_tasks`), then the forecast record, the tree."""
     check_cards(card_objs)
     folds, notes = splitter.splits(runs, fracs=holdout_fracs, card_objs=card_objs)
     if not folds:
         raise splitter.too_few(runs, card_objs, notes)
-    with tracker(progress, total=len(card_objs) * (1 + len(folds)),
+    members = [(f"member {card.name}", {"fit_one": fit_one, "runs": runs, "card": card,
+                                        "draws": draws, "tune": tune,
+                                        "random_seed": random_seed,
+                                        "label": f"member {card.name!r}",
+                                        "log_likelihood": log_likelihood})
+               for card in card_objs]
+    splits = _split_tasks(runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds,
+                          split_draws=split_draws, split_tune=split_tune,
+                          random_seed=random_seed)
+    with tracker(progress, total=len(members) + len(splits),
                  description=splitter.description) as advance:
-        member_fits = []
+        results = run_tasks(_fit_task, members + splits, executor=executor,
+                            max_workers=max_workers, threads_per_task=chains,
+                            on_done=lambda i: advance())
+    member_fits = [tree for tree, _ in results[:len(members)]]
+    member_records = [record for _, record in results[:len(members)]]
+    kept, dropped = _keep_converged_members(card_objs, member_records, strict=strict)
+    n_cards = len(card_objs)
+    split_results = [res for i, res in enumerate(results[len(members):]) if i % n_cards in kept]
+    info = _forecast_record(
+        runs, [card_objs[k] for k in kept], splitter=splitter, folds=folds, notes=notes,
+        results=split_results, split_draws=split_draws, split_tune=split_tune, chains=chains,
+        random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
+        member_records=member_records, dropped_members=dropped,
+    )
+    by_name = {c.name: member_fits[k] for k, c in enumerate(card_objs)}
+    kept_fits = [by_name[n] for n in info["cards"]]
+    weights = [info["weights"][n] for n in info["cards"]]
+    info.update(splitter.lack_of_fit(runs, kept_fits, weights))
+    return assemble(kept_fits, {**info, **(extra or {})})
+
+
+def convergence_failures(tree) -> list[str]:
+    """Why a fit did not converge: R-hat above 1.01 or divergent transitions (empty if it did).
+
+    Low ESS alone does not count as failure (it is warned about, and the draws are unbiased);
+    R-hat above :data:`~bayescale.core.diagnostics.RHAT_MAX` (chains that disagree) and
+    divergences (regions the sampler could not explore) do.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A fit with ``bayescale_diagnostics`` in its attrs.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["R-hat 1.654", "27 divergences"]``.
+    """
+    diag = json.loads(tree.attrs.get("bayescale_diagnostics", "{}"))
+    out = []
+    rhat = diag.get("max_rhat")
+    if rhat is None or not rhat <= RHAT_MAX:
+        out.append(f"R-hat {rhat:.3f}" if rhat is not None else "R-hat unknown")
+    if diag.get("divergences"):
+        out.append(f"{int(diag['divergences'])} divergences")
+    return out
+
+
+def fit_converged(fit_one, runs, *, card, draws, tune, random_seed, label, refits=REFITS,
+                  **kwargs):
+    """Fit ``card``; refit with a new seed and longer tuning while the fit has not converged.
+
+    Attempt ``i`` (0, 1, ...) uses seed ``random_seed + i``; refits tune
+    :data:`REFIT_TUNE_FACTOR` times longer, target an acceptance of
+    :data:`REFIT_TARGET_ACCEPT` and draw :data:`REFIT_DRAWS_FACTOR` times as many draws, of
+    which every ``REFIT_DRAWS_FACTOR``-th is kept, so a refit has the shape of the
+    first attempt's fit. A fit that converged at the first attempt is exactly the fit without
+    this policy.
+
+    Parameters
+    ----------
+    fit_one : callable
+        ``fit_one(runs, card=, draws=, tune=, random_seed=, strict=, **kwargs)``.
+    runs : Runs
+        The runs to fit.
+    card : Card
+        The card.
+    draws, tune, random_seed : int
+        Settings of the first attempt.
+    label : str
+        What to call the fit in the record and in messages.
+    refits : int, default :data:`REFITS`
+        Refits after the first attempt.
+    **kwargs
+        Passed to ``fit_one``.
+
+    Returns
+    -------
+    tuple
+        ``(tree, record)``: the last attempt's fit, and ``{"label", "card", "converged",
+        "attempts": [{"seed", "tune", "draws", "thin", "target_accept", "max_rhat",
+        "divergences", "failures"}, ...], "problems": [sampler messages of the last attempt]}``.
+    """
+    attempts = []
+    for i in range(int(refits) + 1):
+        thin = REFIT_DRAWS_FACTOR if i >= 1 else 1
+        settings = {"draws": int(draws) * thin,
+                    "tune": int(tune) * (REFIT_TUNE_FACTOR if i >= 1 else 1),
+                    "random_seed": int(random_seed) + i}
+        if i >= 1:
+            settings["target_accept"] = REFIT_TARGET_ACCEPT
+        problems: list = []
+        with recording_sampler_problems(problems, label):
+            tree = fit_one(runs, card=card, strict=False, **settings, **kwargs)
+        failures = convergence_failures(tree)
+        diag = json.loads(tree.attrs.get("bayescale_diagnostics", "{}"))
+        attempts.append({"seed": settings["random_seed"], "tune": settings["tune"],
+                         "draws": settings["draws"], "thin": thin,
+                         "target_accept": settings.get("target_accept"),
+                         "max_rhat": diag.get("max_rhat"),
+                         "divergences": diag.get("divergences"), "failures": failures})
+        if thin > 1:
+            tree = _thin(tree, thin)
+        if not failures:
+            break
+    return tree, {"label": label, "card": card.name, "converged": not failures,
+                  "attempts": attempts, "problems": problems}
+
+
+def _thin(tree, k: int):
+    """Every ``k``-th draw of a fit, draws renumbered from 0 (the diagnostics attr is kept)."""
+
+    def one(ds):
+        if "draw" not in ds.dims:
+            return ds
+        out = ds.isel(draw=slice(None, None, k))
+        return out.assign_coords(draw=np.arange(out.sizes["draw"]))
+
+    out = tree.map_over_datasets(one)
+    out.attrs = dict(tree.attrs)
+    return out
+
+
+def _outcome(record) -> str:
+    """One line about a fit's attempts, for the record and the messages."""
+    first = record["attempts"][0]
+    label = record["label"]
+    if record["card"] not in label:
+        label = f"{label} {record['card']}"
+    if len(record["attempts"]) == 1:
+        return f"{label}: converged"
+    tried = "; ".join(f"seed {a['seed']}, tune {a['tune']}, draws {a['draws']}: "
+                      + (", ".join(a["failures"]) or "converged") for a in record["attempts"][1:])
+    head = f"{label}: {', '.join(first['failures'])}; refitted ({tried})"
+    return head if record["converged"] else head + "; still not converged"
+
+
+def _keep_converged_members(card_objs, records, *, strict: bool):
+    """Indices of the cards whose member fit converged, and ``{card: reason}`` of those dropped.
+
+    A card whose fit on all runs does not converge after its refits leaves the ensemble (its
+    forecasts are not fitted either). When no member converged, all are kept and warned about.
+    ``strict`` raises instead of dropping.
+    """
+    for rec in records:
+        for msg in rec["problems"]:
+            warnings.warn(msg, SamplerWarning, stacklevel=4)
+    bad = [k for k, rec in enumerate(records) if not rec["converged"]]
+    if bad and strict:
+        raise ConvergenceError("; ".join(_outcome(records[k]) for k in bad))
+    if not bad:
+        return list(range(len(card_objs))), {}
+    if len(bad) == len(card_objs):
+        warnings.warn("no member fit converged, even after refits; every card is kept: "
+                      + " | ".join(_outcome(r) for r in records), SamplerWarning, stacklevel=4)
+        return list(range(len(card_objs))), {}
+    dropped = {card_objs[k].name: _outcome(records[k]) for k in bad}
+    warnings.warn("cards dropped from the ensemble because their fit on all runs did not "
+                  "converge: " + " | ".join(dropped.values()), SamplerWarning, stacklevel=4)
+    return [k for k in range(len(card_objs)) if k not in bad], dropped
+
+
+def _fit_task(*, fit_one, runs, card, draws, tune, random_seed, label, **kwargs):
+    """One fit of the ensemble loop, refitted until it converges (:func:`fit_converged`).
+
+    Returns ``(tree, record)``; the fit's sampler problems are in ``record["problems"]``
+    (recorded wherever the fit ran, re-emitted or summarised by the caller).
+    """
+    return fit_converged(fit_one, runs, card=card, draws=draws, tune=tune,
+                         random_seed=random_seed, label=label, **kwargs)
+
+
+def _split_tasks(runs, card_objs, *, splitter, fit_one, folds, split_draws, split_tune,
+                 random_seed) -> list:
+    """Tasks of :func:`_fit_task`: every card on each split's training runs, split by split."""
+    tasks = []
+    for fold in folds:
+        train = runs.subset(~fold.mask)
         for card in card_objs:
-            member_fits.append(fit_one(runs, card=card, draws=draws, tune=tune, strict=strict,
-                                       log_likelihood=log_likelihood))
-            advance()
-        info = _forecast_record(
-            runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds, notes=notes,
-            split_draws=split_draws, split_tune=split_tune, chains=chains,
-            random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
-            advance=advance,
-        )
-    return assemble(member_fits, {**info, **(extra or {})})
+            label = splitter.label(fold, card)
+            tasks.append((label, {"fit_one": fit_one, "runs": train, "card": card,
+                                  "draws": split_draws, "tune": split_tune,
+                                  "random_seed": random_seed, "label": label,
+                                  "log_likelihood": False}))
+    return tasks
 
 
 def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draws: int = 1000,
                      split_tune: int = 1000, chains: int = 4, random_seed: int = 0,
                      sampler: str = "nutpie", dirichlet_a: float = DIRICHLET_A,
-                     discrepancy: bool = True, advance=None) -> dict:
+                     discrepancy: bool = True, advance=None, executor: str = "process",
+                     max_workers: int | None = None) -> dict:
     """Stacking weights, discrepancy and validated distance from rolling forecasts of ``runs``.
 
     Parameters
@@ -310,6 +543,8 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
         As in :func:`fit_ensemble`.
     advance : callable, optional
         Called after each split fit (progress).
+    executor, max_workers
+        As in :func:`fit_ensemble`.
 
     Returns
     -------
@@ -328,39 +563,112 @@ def forecast_weights(runs, card_objs, *, holdout_fracs=DEFAULT_FRACS, split_draw
         raise splitter.too_few(runs, card_objs, notes)
     fit_one = functools.partial(fit_card, chains=chains, sampler=sampler,
                                 random_seed=random_seed)
+    tasks = _split_tasks(runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds,
+                         split_draws=split_draws, split_tune=split_tune,
+                         random_seed=random_seed)
+    results = run_tasks(_fit_task, tasks, executor=executor, max_workers=max_workers,
+                        threads_per_task=chains,
+                        on_done=None if advance is None else lambda i: advance())
     return _forecast_record(
-        runs, card_objs, splitter=splitter, fit_one=fit_one, folds=folds, notes=notes,
+        runs, card_objs, splitter=splitter, folds=folds, notes=notes, results=results,
         split_draws=split_draws, split_tune=split_tune, chains=chains, random_seed=random_seed,
-        dirichlet_a=dirichlet_a, discrepancy=discrepancy, advance=advance,
+        dirichlet_a=dirichlet_a, discrepancy=discrepancy,
     )
 
 
-def _forecast_record(runs, card_objs, *, splitter, fit_one, folds, notes, split_draws,
+def _forecast_record(runs, card_objs, *, splitter, folds, notes, results, split_draws,
                      split_tune, chains, random_seed, dirichlet_a, discrepancy,
-                     advance=None) -> dict:
-    """Refit every card on each split's training runs, forecast its held-out runs, weigh."""
-    pieces, row_masks, docs, problems = [], [], [], []
-    for fold in folds:
-        train = runs.subset(~fold.mask)
-        posts = []
-        for card in card_objs:
-            with recording_sampler_problems(problems, splitter.label(fold, card)):
-                posts.append(fit_one(train, card=card, draws=split_draws, tune=split_tune,
-                                     log_likelihood=False))
-            if advance is not None:
-                advance()
+                     member_records=(), dropped_members=None) -> dict:
+    """Score each split's fits (``results``: ``(tree, record)`` of :func:`fit_converged`, split
+    by split, card by card) on its held-out runs, then weigh.
+
+    A split fit that did not converge even after its refits leaves its split out of the
+    stacking evidence (:func:`_evidence`).
+    """
+    fold_blocks, docs, records = [], [], []
+    n_cards = len(card_objs)
+    for j, fold in enumerate(folds):
+        chunk = results[j * n_cards:(j + 1) * n_cards]
+        posts = [tree for tree, _ in chunk]
+        recs = [record for _, record in chunk]
         blocks = splitter.blocks(runs, fold, posts)
-        for row, mask in blocks:
-            pieces.append(row)
-            row_masks.append(mask)
+        fold_blocks.append(blocks)
         docs.append(splitter.doc(runs, fold, blocks))
+        records.append(recs)
+    keep_folds, keep_cards, convergence = _evidence(
+        records, [c.name for c in card_objs], list(member_records), dropped_members or {})
+    problems = [msg for fi in keep_folds for k in keep_cards for msg in records[fi][k]["problems"]]
+    pieces, row_masks = [], []
+    for fi in keep_folds:
+        for row, mask in fold_blocks[fi]:
+            pieces.append([row[k] for k in keep_cards])
+            row_masks.append(mask)
     return weigh_forecasts(
-        pieces, row_masks, [f.mask for f in folds], names=[c.name for c in card_objs],
-        split_docs=docs, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
-        random_seed=random_seed, method=splitter.method, notes=notes, problems=problems,
+        pieces, row_masks, [folds[fi].mask for fi in keep_folds],
+        names=[card_objs[k].name for k in keep_cards],
+        split_docs=[docs[fi] for fi in keep_folds], dirichlet_a=dirichlet_a,
+        discrepancy=discrepancy, random_seed=random_seed, method=splitter.method, notes=notes,
+        problems=problems,
         split_settings={"draws": split_draws, "tune": split_tune, "chains": chains},
-        stacklevel=5,
+        stacklevel=5, convergence=convergence,
     )
+
+
+def _evidence(records, names, member_records, dropped_members):
+    """Which splits and cards the stacking evidence keeps, and the record of why.
+
+    ``records[i][k]``: :func:`fit_converged` record of card ``k`` on split ``i``. A split with a
+    fit that did not converge even after its refits is left out (for every card, since stacking
+    compares the cards on the same held-out runs), so each card's weight is learned from the
+    splits where all fits converged. If that leaves no split, the card with the most failed
+    splits is dropped from the ensemble, and so on until a split is clean; if a single card is
+    left with no clean split, every split is kept and the record says so.
+
+    Returns
+    -------
+    tuple
+        ``(kept split indices, kept card indices, convergence record)``.
+    """
+    n_folds = len(records)
+    cards = list(range(len(names)))
+    failed = {(i, k) for i in range(n_folds) for k in cards if not records[i][k]["converged"]}
+
+    def clean(kept):
+        return [i for i in range(n_folds) if not any((i, k) in failed for k in kept)]
+
+    dropped = dict(dropped_members)
+    while not clean(cards) and len(cards) > 1:
+        worst = max(cards, key=lambda k: (sum((i, k) in failed for i in range(n_folds)), -k))
+        cards.remove(worst)
+        n_bad = sum((i, worst) in failed for i in range(n_folds))
+        dropped[names[worst]] = (f"its fits did not converge on {n_bad} of {n_folds} rolling "
+                                 "splits, leaving no split to weigh it on")
+    folds = clean(cards)
+    fallback = not folds
+    if fallback:
+        folds = list(range(n_folds))
+    every = [rec for rec in member_records] + [r for row in records for r in row]
+    refitted = [_outcome(r) for r in every if len(r["attempts"]) > 1 and r["converged"]]
+    excluded = [_outcome(records[i][k]) for i in range(n_folds) for k in range(len(names))
+                if (i, k) in failed and (i not in folds or k not in cards or fallback)]
+    record = {
+        "rule": f"a fit counts when R-hat <= {RHAT_MAX} and it has no divergences; else it is "
+                f"refitted up to {REFITS} times (new seed, {REFIT_TUNE_FACTOR}x tuning, "
+                f"{REFIT_DRAWS_FACTOR}x draws thinned back, target acceptance "
+                f"{REFIT_TARGET_ACCEPT}), and a split fit that still fails "
+                "leaves its split out of the stacking evidence",
+        "n_fits": len(every),
+        "n_refitted": sum(len(r["attempts"]) > 1 for r in every),
+        "refitted": refitted,
+        "excluded_split_fits": [] if fallback else excluded,
+        "excluded_splits": [i for i in range(n_folds) if i not in folds],
+        "dropped_cards": dropped,
+        "unconverged_kept": excluded if fallback else [
+            _outcome(r) for r in member_records
+            if not r["converged"] and r["card"] not in dropped],
+        "attempts": {r["label"]: r["attempts"] for r in every if len(r["attempts"]) > 1},
+    }
+    return folds, cards, record
 
 
 @contextlib.contextmanager
@@ -391,7 +699,7 @@ def recording_sampler_problems(problems: list, label: str):
 def weigh_forecasts(pieces, row_masks, split_masks, *, names, split_docs,
                     dirichlet_a: float = DIRICHLET_A, discrepancy: bool = True,
                     random_seed: int = 0, method: str, notes=(), problems=(),
-                    split_settings=None, stacklevel: int = 2) -> dict:
+                    split_settings=None, stacklevel: int = 2, convergence=None) -> dict:
     """The ensemble record from rolling forecasts: stacking weights, ``tau``, validated distance.
 
     Parameters
@@ -419,28 +727,40 @@ def weigh_forecasts(pieces, row_masks, split_masks, *, names, split_docs,
         Sampler settings of the split fits (recorded).
     stacklevel : int, default 2
         Of the sampler-problem warning.
+    convergence : dict, optional
+        Which fits were refitted, which split fits and splits were left out of the evidence and
+        which cards dropped, and why (recorded as ``convergence``; warned about when anything
+        was left out).
 
     Returns
     -------
     dict
         ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
         ``discrepancy``, ``card_forecast_lpd``, ``split_settings``, ``notes``,
-        ``split_sampler_problems``.
+        ``split_sampler_problems`` (of the fits whose forecasts count), ``convergence``.
 
     References
     ----------
     Yao et al. (2018), Bayesian Analysis 13(3).
     """
     problems = list(problems)
+    convergence = dict(convergence or {})
     if problems:
         n_fits = len(split_docs) * len(names)
         warnings.warn(
-            f"{len(problems)} of {n_fits} rolling-split fits had sampler problems (their "
-            "forecasts still count): " + " | ".join(problems[:3])
+            f"{len(problems)} of {n_fits} counted rolling-split fits converged (R-hat, no "
+            "divergences) but had other sampler problems: " + " | ".join(problems[:3])
             + (" | ..." if len(problems) > 3 else ""),
             SamplerWarning,
             stacklevel=stacklevel,
         )
+    left_out = convergence.get("excluded_split_fits", []) + convergence.get("unconverged_kept",
+                                                                            [])
+    if left_out:
+        what = ("left out of the stacking evidence" if convergence.get("excluded_split_fits")
+                else "kept: nothing converged to replace them")
+        warnings.warn(f"{len(left_out)} fits did not converge even after refits ({what}): "
+                      + " | ".join(left_out), SamplerWarning, stacklevel=stacklevel)
     count = np.stack(list(split_masks)).sum(axis=0)
     multiplicity = np.concatenate([count[m] for m in row_masks])
     log_dens = np.concatenate(
@@ -462,6 +782,7 @@ def weigh_forecasts(pieces, row_masks, split_masks, *, names, split_docs,
         "split_settings": split_settings or {},
         "notes": list(notes),
         "split_sampler_problems": problems,
+        "convergence": convergence,
     }
 
 

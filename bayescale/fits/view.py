@@ -145,8 +145,32 @@ class Fit:
 
     @property
     def validated_decades(self) -> float:
-        """How far beyond the fitted runs the rolling backtests forecast (0: not validated)."""
+        """How far beyond the fitted runs the rolling backtests forecast (0: not validated).
+
+        0 also when the runs bend away from the laws (:attr:`lack_of_fit`): no extrapolation of
+        such a fit is validated, however far its rolling splits reached.
+        """
+        if self.lack_of_fit is not None and self.lack_of_fit["flag"]:
+            return 0.0
         return _members.validated_decades(self.tree)
+
+    @property
+    def lack_of_fit(self) -> dict | None:
+        """An ensemble's lack-of-fit test (``flag``, ``t``, ``p``, ``n_clusters``,
+        ``slope_top``; :func:`bayescale.scoring.discrepancy.lack_of_fit`), None if untested."""
+        info = self.ensemble_info
+        return None if info is None else info.get("lack_of_fit")
+
+    @property
+    def drift(self) -> tuple[float, float]:
+        """``(mean, sd)`` of the forecasts' drift per decade beyond the fitted runs (log loss).
+
+        Non-zero only for an ensemble whose runs bend away from its laws (:attr:`lack_of_fit`);
+        fits made before the test existed have none.
+        """
+        info = self.ensemble_info or {}
+        drift = info.get("drift") or {}
+        return float(drift.get("mean", 0.0)), float(drift.get("sd", 0.0))
 
     # ---- data ----------------------------------------------------------------------------
     @property

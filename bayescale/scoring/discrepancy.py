@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import special, stats
 
 from bayescale.core.likelihood import logpdf
 from bayescale.errors import InputError
@@ -39,11 +39,21 @@ from bayescale.fits.view import read
 
 __all__ = [
     "Discrepancy",
+    "LackOfFit",
     "as_tau",
+    "drift_draws",
     "extrapolation_decades",
     "inflated_scale",
+    "lack_of_fit",
+    "paired_drift",
     "pooled_lpd",
 ]
+
+LOF_P = 1e-3
+"""Significance of the residual curvature along compute that flags a lack of fit (research 19:
+the untuned OWT2 sweep gives p = 1e-4 at every cluster width; the other public tables p > 0.01)."""
+LOF_BIN_DECADES = 0.1
+"""Width of the compute clusters of the lack-of-fit test (runs within it count as one)."""
 
 TAU_MAX = 1.0
 """Upper bound of the search for ``tau`` (sd of log loss per decade of compute)."""
@@ -223,3 +233,133 @@ def pooled_lpd(tau: float, pieces) -> float:
         lp = logpdf(p["y"][None, :], p["mu"], scale, family=p["family"], nu=nu)
         total += float(np.sum(special.logsumexp(lp, axis=0) - np.log(s)))
     return total
+
+
+@dataclass(frozen=True)
+class LackOfFit:
+    """Whether the law bends away from the runs along compute (curvature of the residuals).
+
+    Attributes
+    ----------
+    flag : bool
+        ``p < LOF_P``.
+    t, p : float
+        Cluster-robust t statistic of the quadratic term and its two-sided p value
+        (Student-t with ``n_clusters - 3`` degrees of freedom).
+    n_clusters : int
+        Compute clusters (``log10 C`` rounded to ``LOF_BIN_DECADES``).
+    slope_top : float
+        Slope of the residuals' quadratic trend at the largest run (nats of log loss per
+        decade): the drift ``m0`` of the forecasts beyond it when ``flag``.
+    """
+
+    flag: bool
+    t: float
+    p: float
+    n_clusters: int
+    slope_top: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready record: ``flag``, ``t``, ``p``, ``n_clusters``, ``slope_top``."""
+        return {"flag": bool(self.flag), "t": float(self.t), "p": float(self.p),
+                "n_clusters": int(self.n_clusters), "slope_top": float(self.slope_top)}
+
+    @property
+    def drift(self) -> tuple[float, float]:
+        """``(mean, sd)`` of the drift per decade: ``(m0, |m0|)`` when flagged, else ``(0, 0)``."""
+        return (self.slope_top, abs(self.slope_top)) if self.flag else (0.0, 0.0)
+
+
+def lack_of_fit(C, resid, *, p_max: float = LOF_P, bin_decades: float = LOF_BIN_DECADES):
+    """Test the in-sample residuals of a fit for curvature along compute.
+
+    ``resid`` (observed log loss minus the weighted posterior-mean law of the ensemble, on the
+    runs it was fitted to) is regressed on ``(1, x, x^2)``, ``x = log10 C`` centred; the
+    quadratic term's t statistic uses a cluster-robust (CR1) variance with runs clustered by
+    compute (``log10 C`` rounded to ``bin_decades``), since runs of one budget share their misfit.
+    A law that fits has no curvature left along ``C``; a ladder whose larger runs fall off the
+    law (untuned hyperparameters, a saturating data mix) leaves a significant one.
+
+    Parameters
+    ----------
+    C, resid : array_like
+        Compute and residual of each fitted run.
+    p_max : float, default :data:`LOF_P`
+        Flag when the two-sided p value is below it.
+    bin_decades : float, default :data:`LOF_BIN_DECADES`
+        Cluster width in decades of compute.
+
+    Returns
+    -------
+    LackOfFit
+
+    Examples
+    --------
+    >>> C = np.repeat(10.0 ** np.arange(17, 22, 0.5), 5)
+    >>> x = np.log10(C) - 19.25
+    >>> noise = np.tile([-0.01, 0.005, 0.0, -0.005, 0.01], 10)
+    >>> lack_of_fit(C, 0.02 * x**2 - 0.02 + noise).flag
+    True
+    >>> lack_of_fit(C, noise).flag
+    False
+    """
+    C = np.asarray(C, dtype=float)
+    r = np.asarray(resid, dtype=float)
+    lx = np.log10(C)
+    x = lx - lx.mean()
+    X = np.column_stack([np.ones_like(x), x, x * x])
+    beta, *_ = np.linalg.lstsq(X, r, rcond=None)
+    e = r - X @ beta
+    groups = np.round(lx / bin_decades).astype(int)
+    labels = np.unique(groups)
+    g = labels.size
+    bread = np.linalg.pinv(X.T @ X)
+    meat = np.zeros((3, 3))
+    for lab in labels:
+        s = X[groups == lab].T @ e[groups == lab]
+        meat += np.outer(s, s)
+    n = r.size
+    scale = g / max(g - 1, 1) * (n - 1) / max(n - 3, 1)
+    var = scale * bread @ meat @ bread
+    t = float(beta[2] / np.sqrt(var[2, 2])) if var[2, 2] > 0 else 0.0
+    p = float(2 * stats.t.sf(abs(t), max(g - 3, 1)))
+    slope_top = float(beta[1] + 2 * beta[2] * x.max())
+    return LackOfFit(flag=bool(g >= 4 and p < p_max), t=t, p=p, n_clusters=int(g),
+                     slope_top=slope_top)
+
+
+def drift_draws(mean: float, sd: float, n: int) -> np.ndarray:
+    """``n`` drift values per decade, the Normal(mean, sd) quantiles at ``(i + 0.5) / n``.
+
+    Deterministic (no sampling noise); pair them with posterior draws in a fixed shuffled order
+    so that the drift is independent of the law's parameters.
+
+    Examples
+    --------
+    >>> drift_draws(0.0, 0.0, 3).tolist()
+    [0.0, 0.0, 0.0]
+    >>> bool(abs(drift_draws(0.1, 0.1, 1001).mean() - 0.1) < 1e-6)
+    True
+    """
+    if sd <= 0:
+        return np.full(n, float(mean))
+    return stats.norm.ppf((np.arange(n) + 0.5) / n, loc=mean, scale=sd)
+
+
+def paired_drift(mean: float, sd: float, n: int):
+    """The drift per decade of each of ``n`` posterior draws, or None when there is none.
+
+    :func:`drift_draws` in a fixed shuffled order (a permutation seeded with 0, part of the
+    model, not a draw the user seeds), so that draw ``s`` of the law gets a drift independent of
+    its parameters, and every answer (``predict``, backtest scores) pairs them the same way.
+
+    Examples
+    --------
+    >>> paired_drift(0.0, 0.0, 4) is None
+    True
+    >>> bool(np.isclose(np.sort(paired_drift(0.1, 0.1, 5)), drift_draws(0.1, 0.1, 5)).all())
+    True
+    """
+    if mean == 0.0 and sd == 0.0:
+        return None
+    return drift_draws(mean, sd, n)[np.random.default_rng(0).permutation(n)]

@@ -88,3 +88,33 @@ def weights_reading(info: dict, loo: dict | None) -> str:
                  "decades of compute beyond their training runs; answers further out are "
                  "marked UNVALIDATED.")
     return " ".join(parts)
+
+
+def lack_of_fit_reading(lack_of_fit, drift) -> str | None:
+    """Plain words on a flagged lack of fit (None when the laws describe the runs).
+
+    Parameters
+    ----------
+    lack_of_fit : dict or None
+        The ensemble's test (:func:`bayescale.scoring.discrepancy.lack_of_fit`, as recorded).
+    drift : tuple of float
+        ``(mean, sd)`` of the forecasts' drift per decade.
+
+    Examples
+    --------
+    >>> lack_of_fit_reading({"flag": False}, (0.0, 0.0)) is None
+    True
+    >>> lack_of_fit_reading({"flag": True, "t": 10.2, "p": 5e-5, "n_clusters": 9,
+    ...                      "slope_top": 0.075}, (0.075, 0.075))[:38]
+    'the runs bend away from every law: th'
+    """
+    if not lack_of_fit or not lack_of_fit.get("flag"):
+        return None
+    mean, sd = drift
+    return (
+        "the runs bend away from every law: their residuals curve along compute "
+        f"(t = {lack_of_fit['t']:.1f}, p = {lack_of_fit['p']:.1g} over "
+        f"{lack_of_fit['n_clusters']} compute clusters), so forecasts beyond the largest run "
+        f"drift by {mean:+.3f} ± {sd:.3f} nats of log loss per decade of extrapolation and no "
+        "extrapolation of this fit is validated"
+    )

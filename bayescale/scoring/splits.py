@@ -20,7 +20,7 @@ import numpy as np
 
 from bayescale.errors import InputError
 from bayescale.fits.families import family_view
-from bayescale.scoring.discrepancy import DEFAULT_FRACS, extrapolation_decades
+from bayescale.scoring.discrepancy import DEFAULT_FRACS, extrapolation_decades, lack_of_fit
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
 from bayescale.scoring.forecast import split_by_compute
 
@@ -215,6 +215,25 @@ class ByCompute:
         """The split's record (fraction, cutoff, run counts, distance forecast)."""
         return split.to_dict(runs)
 
+    def lack_of_fit(self, runs, member_fits, weights) -> dict:
+        """The lack-of-fit test of the members fitted on all runs, as the ensemble records it.
+
+        The in-sample residuals (observed log loss minus the weighted posterior-mean law of the
+        members) are tested for curvature along compute
+        (:func:`bayescale.scoring.discrepancy.lack_of_fit`); when it is significant, forecasts
+        beyond the largest run drift by the residual trend's slope there, with an sd as large
+        as the slope (``drift``).
+        """
+        frame = runs.frame
+        extra = {k: frame[k].to_numpy(float) for k in ("U",) if k in frame}
+        N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
+        mu = sum(float(w) * np.asarray(_fit_predictive(post, N, D, **extra)[0]).mean(axis=0)
+                 for post, w in zip(member_fits, weights, strict=True))
+        resid = np.log(frame["loss"].to_numpy(float)) - mu
+        lof = lack_of_fit(frame["C"].to_numpy(float), resid)
+        mean, sd = lof.drift
+        return {"lack_of_fit": lof.to_dict(), "drift": {"mean": float(mean), "sd": float(sd)}}
+
     def too_few(self, runs, card_objs, notes) -> InputError:
         """The error when no split is usable."""
         names = [c.name for c in card_objs]
@@ -263,6 +282,10 @@ class ByFamily:
         deltas = [float(np.max(row[0]["delta"])) for row, _ in blocks]
         return {"holdout_frac": split.frac, "n_train": int((~split.mask).sum()),
                 "n_test": int(split.mask.sum()), "max_delta_decades": max(0.0, max(deltas))}
+
+    def lack_of_fit(self, runs, member_fits, weights) -> dict:
+        """Not tested for pooled families yet (it would need one test per family)."""
+        return {"lack_of_fit": None, "drift": {"mean": 0.0, "sd": 0.0}}
 
     def too_few(self, runs, card_objs, notes) -> InputError:
         """The error when no split is usable."""

@@ -47,7 +47,12 @@ from bayescale.scoring.calibration import (
     pit,
     pit_uniformity,
 )
-from bayescale.scoring.discrepancy import as_tau, extrapolation_decades, inflated_scale
+from bayescale.scoring.discrepancy import (
+    as_tau,
+    extrapolation_decades,
+    inflated_scale,
+    paired_drift,
+)
 from bayescale.scoring.forecast import DEFAULT_PROBS, predictive_scores, split_by_compute
 from bayescale.scoring.forecast import fit_predictive as _fit_predictive
 from bayescale.scoring.splits import split_families
@@ -123,6 +128,10 @@ class BacktestResult:
     validated_decades : float or None
         The largest extrapolation distance (decades of compute) the ensemble's nested rolling
         splits validated (None for one card).
+    convergence : dict or None
+        For the ensemble: which of its fits on the training runs were refitted to converge,
+        which split fits were left out of the weights and which cards dropped, and why (the
+        ensemble record's ``convergence``; None for one card).
     group_by : str or None
         For a backtest of families (``group_by=``): the column that labels them. Each family
         then holds out its own largest runs; ``table`` has ``family`` and ``method``
@@ -131,6 +140,10 @@ class BacktestResult:
     families : pandas.DataFrame or None
         For a backtest of families: one row per family and method, ``n_train``, ``n_test``,
         ``lpd_mean``, ``coverage90``, ``mean_abs_error``.
+    lack_of_fit, drift : dict or None
+        The law ensemble's lack-of-fit test on the training runs
+        (:func:`bayescale.scoring.discrepancy.lack_of_fit`) and the drift it gave the
+        forecasts (``mean``, ``sd`` per decade; 0 unless flagged). None for one card.
     """
 
     card: str
@@ -150,8 +163,11 @@ class BacktestResult:
     discrepancy: dict | None = None
     weights: dict | None = None
     validated_decades: float | None = None
+    convergence: dict | None = None
     group_by: str | None = None
     families: pd.DataFrame | None = None
+    lack_of_fit: dict | None = None
+    drift: dict | None = None
 
     @property
     def crps_mean(self) -> float:
@@ -185,12 +201,13 @@ class BacktestResult:
             "coverage": {f"{p:g}": float(c) for p, c in self.coverage.items()},
             "lpd_mean": float(self.lpd_mean),
             "median_abs_error": float(self.median_abs_error),
-            "crps_mean": self.crps_mean,
-            "below_median": self.below_median,
-            "pit_uniformity": pit_uniformity(self._scored()["pit"].to_numpy()),
             "diagnostics": self.diagnostics,
             "table": json.loads(self.table.to_json(orient="records")),
         }
+        if {"pit", "crps"} <= set(self.table.columns):  # scored by this version
+            out["crps_mean"] = self.crps_mean
+            out["below_median"] = self.below_median
+            out["pit_uniformity"] = pit_uniformity(self._scored()["pit"].to_numpy())
         if self.tau is not None and self.weights is None:
             out["tau"] = float(self.tau)
             out["coverage_calibrated"] = {
@@ -202,6 +219,12 @@ class BacktestResult:
             out["weights"] = {k: float(v) for k, v in self.weights.items()}
             out["validated_decades"] = float(self.validated_decades)
             out["tau"] = float(self.tau)
+            out["lack_of_fit"] = None if self.lack_of_fit is None else bool(
+                self.lack_of_fit["flag"])
+            out["lack_of_fit_evidence"] = (None if self.lack_of_fit is None
+                                           else {**self.lack_of_fit, "drift": self.drift})
+            if self.convergence is not None:
+                out["convergence"] = self.convergence
         if self.families is not None:
             out["group_by"] = self.group_by
             out["families"] = json.loads(self.families.to_json(orient="records"))
@@ -220,6 +243,8 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
     probs : sequence of float
         Central interval probabilities.
     discrepancy : "auto", float, Discrepancy or None, default "auto"
+        ``"auto"`` also applies a law ensemble's drift when its runs bend away from its laws
+        (:attr:`bayescale.fits.Fit.drift`: log loss shifted by ``m_s * Delta``).
         Inflate each draw's noise scale to ``sqrt(sigma**2 + (tau * Delta)**2)``, ``Delta`` the
         compute decades beyond the fit's largest run (:mod:`bayescale.scoring.discrepancy`).
         ``"auto"``:
@@ -236,10 +261,12 @@ def score_fit(fit, test, *, probs=DEFAULT_PROBS, discrepancy="auto") -> pd.DataF
     extra = {k: frame[k].to_numpy(float) for k in ("U",) if k in frame}
     mu, sigma, nu, family = _fit_predictive(fit, N, D, **extra)
     tau = as_tau(discrepancy, fit)
-    if tau > 0:
-
+    drift = paired_drift(*read(fit).drift, mu.shape[0]) if discrepancy == "auto" else None
+    if tau > 0 or drift is not None:
         delta = extrapolation_decades(frame["C"].to_numpy(float), runs_of(fit)["C"].max())
         sigma = inflated_scale(np.asarray(sigma, float)[:, None], tau, delta[None, :])
+        if drift is not None:  # the runs bend away from the laws: forecasts drift beyond them
+            mu = mu + drift[:, None] * delta[None, :]
     y = np.log(loss)
     sc = predictive_scores(y, mu, sigma, family=family, nu=nu, probs=probs)
     median = np.exp(sc["median"])
@@ -283,6 +310,7 @@ def backtest(
     discrepancy_fracs=(0.1, 0.2, 0.3),
     group_by: str | None = None,
     separate: bool = False,
+    executor: str = "process",
 ) -> BacktestResult:
     """Hold out the largest runs by compute, fit the rest and score the predictions.
 
@@ -336,6 +364,9 @@ def backtest(
         With ``group_by``: also fit each family alone on its training runs and score it the
         same way (``method`` column ``separate``), the comparison that says whether pooling
         helps.
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the nested law ensemble's independent fits run (:func:`bayescale.fit`); the
+        scores are the same, bit for bit.
 
     Returns
     -------
@@ -368,7 +399,7 @@ def backtest(
         return _backtest_families(
             runs, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=separate,
             probs=probs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-            priors=priors,
+            priors=priors, executor=executor,
         )
     if discrepancy and method != "bayes":
         raise InputError(f"discrepancy needs method 'bayes', got method {method!r}")
@@ -396,7 +427,8 @@ def backtest(
     if method == "bayes":
 
         post = fit(train, card=None if ensemble else card_obj, draws=draws, tune=tune,
-                   chains=chains, random_seed=random_seed, log_likelihood=False)
+                   chains=chains, random_seed=random_seed, log_likelihood=False,
+                   executor=executor)
         diagnostics = provenance(post).get("diagnostics")
     else:
 
@@ -421,7 +453,8 @@ def backtest(
     if ensemble:
         info = ensemble_info(post)
         extra = {"weights": info["weights"], "validated_decades": info["validated_decades"],
-                 "tau": info["tau"]}
+                 "tau": info["tau"], "lack_of_fit": info.get("lack_of_fit"),
+                 "drift": info.get("drift"), "convergence": info.get("convergence")}
     if discrepancy:
 
         disc = estimate_discrepancy(train, card=card_obj, holdout_fracs=discrepancy_fracs,
@@ -458,7 +491,7 @@ def backtest(
 
 
 def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, draws, tune,
-                       chains, random_seed, priors) -> BacktestResult:
+                       chains, random_seed, priors, executor) -> BacktestResult:
     """Per-family backtest of the pooled fit (and of each family fitted alone, ``separate``).
 
     Each family is split by compute on its own
@@ -477,7 +510,8 @@ def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, d
     if card is None:
 
         pooled = fit_families_ensemble(train_runs, group_by=group_by, split_draws=draws,
-                                       split_tune=tune, log_likelihood=False, **settings)
+                                       split_tune=tune, log_likelihood=False,
+                                       executor=executor, **settings)
     else:
         pooled = fit_families(train_runs, group_by=group_by, card=card, **settings)
     tables = []
@@ -506,7 +540,8 @@ def _backtest_families(runs, *, group_by, card, holdout_frac, separate, probs, d
     if view.is_mixture:  # what the pooled ensemble learned on the training runs
         info = view.ensemble_info
         extra = {"weights": info["weights"], "tau": info["tau"],
-                 "validated_decades": info["validated_decades"]}
+                 "validated_decades": info["validated_decades"],
+                 "convergence": info.get("convergence")}
     return BacktestResult(
         card=view.name,
         method="bayes",

@@ -324,9 +324,10 @@ def compare(
 
         loo_w = {k: float(loo.loc[k, "weight"]) for k in names}
         weights = pd.DataFrame(
-            {"forecast_weight": [info["weights"][k] for k in names],
+            # a card whose split fits never converged is left out of the weights (weight 0)
+            {"forecast_weight": [info["weights"].get(k, 0.0) for k in names],
              "loo_weight": [loo_w[k] for k in names],
-             "forecast_lpd": [info["card_forecast_lpd"][k] for k in names]},
+             "forecast_lpd": [info["card_forecast_lpd"].get(k, float("nan")) for k in names]},
             index=pd.Index(names, name="card"),
         )
         reading = weights_reading(info, loo_w)

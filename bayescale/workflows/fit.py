@@ -43,6 +43,7 @@ def fit(
     metric: str | None = None,
     metrics=None,
     pool_metrics: bool | None = None,
+    executor: str = "process",
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -110,6 +111,12 @@ def fit(
         posterior, the same layout). None: False with a card (it forecast better on the 8
         over-training losses, see the README), True for the law ensemble (its pooled fit of
         families needs cards that pool).
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the law ensemble's independent fits (members and rolling splits) run
+        (:func:`bayescale.engines.executor.run_tasks`); the posterior is the same, bit for bit.
+        ``"process"``: ``cores // chains`` worker processes, or this process when that is 1;
+        ``"ray"``: Ray tasks (``pip install bayescale[ray]``; the cluster at ``RAY_ADDRESS``
+        when set, else a local instance). One card is one fit: ignored.
 
     Returns
     -------
@@ -149,7 +156,7 @@ def fit(
         return fit_ensemble(
             runs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
             sampler=sampler, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None,
+            progress=progress or None, executor=executor,
         )
     if card is None:  # with group_by: the law ensemble, every card pooled over the families
         if priors:
@@ -159,7 +166,7 @@ def fit(
         return fit_families_ensemble(
             runs, group_by=group_by, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None,
+            progress=progress or None, executor=executor,
         )
     if group_by is not None:
         if sampler != "nutpie":

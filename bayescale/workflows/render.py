@@ -25,7 +25,7 @@ from bayescale.core.stats import column_label
 from bayescale.errors import InputError
 from bayescale.fits.layout import provenance
 from bayescale.fits.view import read
-from bayescale.scoring.reading import loo_weights, weights_reading
+from bayescale.scoring.reading import lack_of_fit_reading, loo_weights, weights_reading
 
 DEFAULT_BUDGETS = (1e21, 1e22, 5.76e23, 1e24, 1e25)
 """Budgets (FLOPs) of the allocation table; 5.76e23 is Chinchilla's (Hoffmann et al. 2022)."""
@@ -236,6 +236,9 @@ def _ensemble_doc(fit) -> dict:
         "splits": info["splits"],
         "members": [m.name for m in view.members],
         "reading": weights_reading(info, loo),
+        "lack_of_fit": view.lack_of_fit,
+        "drift": {"mean": view.drift[0], "sd": view.drift[1]},
+        "lack_of_fit_reading": lack_of_fit_reading(view.lack_of_fit, view.drift),
     }
 
 
@@ -399,7 +402,8 @@ def _ensemble_table(doc) -> dict | None:
         "columns": ["card", "stacking weight (rolling forecasts)", "PSIS-LOO stacking weight",
                     "mean forecast log score"],
         "rows": rows,
-        "note": ens["reading"],
+        "note": ens["reading"] + (f" LACK OF FIT: {ens['lack_of_fit_reading']}."
+                                  if ens.get("lack_of_fit_reading") else ""),
     }
 
 

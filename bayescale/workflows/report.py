@@ -240,6 +240,7 @@ def report(
     metric=None,
     metrics=None,
     pool_metrics=None,
+    executor: str = "process",
 ) -> dict:
     """Fit a card, answer, draw and write the report, in one go.
 
@@ -285,6 +286,8 @@ def report(
         Sampler settings of every fit.
     random_seed : int, default 0
         Seed of every fit and draw.
+    executor : {"process", "serial", "ray"}, default "process"
+        Where the law ensembles' independent fits run (:func:`bayescale.fit`).
     ci_prob : float, default 0.9
         Interval probability.
     ci_kind : {"eti", "hdi"}, default "eti"
@@ -317,7 +320,8 @@ def report(
         runs, group_by = metric_runs(runs, metric=metric, metrics=metrics, group_by=group_by)
     if group_by is not None:
 
-        post = run_fit(runs, card=card, group_by=group_by, pool_metrics=pool_metrics, **sampler)
+        post = run_fit(runs, card=card, group_by=group_by, pool_metrics=pool_metrics,
+                       executor=executor, **sampler)
         save(post, out_dir / "posterior.nc")
         table = summary_table(post, ci_prob=ci_prob, ci_kind=ci_kind)
         atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p, index=False))
@@ -338,11 +342,12 @@ def report(
         comparison = compare(runs, cards=[card, *others], holdout_frac=holdout_frac, **sampler)
         post = comparison.fits.get(card.name)
     if post is None:
-        post = run_fit(runs, card=card, **sampler)
+        post = run_fit(runs, card=card, executor=executor, **sampler)
     save(post, out_dir / "posterior.nc")
     table = summarize(post, ci_prob=ci_prob, ci_kind=ci_kind)
     atomic_write(out_dir / "summary.csv", lambda p: table.to_csv(p))
-    bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, **sampler)
+    bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, executor=executor,
+                      **sampler)
     return write_report(
         post, out_dir, budgets=budgets, queries=queries, target_loss=target_loss,
         comparison=comparison, backtest=bt, ci_prob=ci_prob, ci_kind=ci_kind,
