@@ -13,7 +13,7 @@ import pytest
 
 import bayescale as bs
 from bayescale.engines import executor as ex
-from bayescale.engines.ensemble import _fit_task, fit_ensemble
+from bayescale.engines.ensemble import _fit_task
 from bayescale.engines.single import fit_card
 from bayescale.errors import InputError, SamplerWarning
 
@@ -46,18 +46,91 @@ def _run_recording(tasks, **kwargs):
 
 @pytest.fixture(scope="module")
 def serial_fits(sim_runs):
+    """The serial reference of the Ray test (an optional extra, run where Ray is installed)."""
     return _run_recording(_fit_tasks(sim_runs), executor="serial")
 
 
-def test_process_pool_gives_the_serial_posteriors_bit_for_bit(sim_runs, serial_fits):
-    done = []
-    fits, caught = _run_recording(_fit_tasks(sim_runs), executor="process", max_workers=2,
-                                  on_done=done.append)
-    assert sorted(done) == [0, 1]
-    assert [bs.fits.read(f).name for f in fits] == ["chinchilla", "chinchilla-tied"]
-    _assert_same_posteriors(serial_fits[0], fits)
+_CHILD = r"""
+import json, sys, warnings
+import numpy as np
+import bayescale as bs
+from bayescale.engines import executor as ex
+from bayescale.engines.ensemble import fit_ensemble
+from bayescale.engines.single import fit_card
+
+runs = bs.load_runs(bs.datasets.simulate(random_seed=0))
+tiny = {"draws": 100, "tune": 100, "chains": 2, "random_seed": 0}
+tasks = [(f"fit {c}", {"runs": runs, "card": c, "log_likelihood": False, **tiny})
+         for c in ("chinchilla", "chinchilla-tied")]
+settings = dict(cards=("chinchilla", "chinchilla-tied"), draws=100, tune=100, chains=2,
+                split_draws=100, split_tune=100, random_seed=0, log_likelihood=False)
+
+
+def run(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+def same(a, b):
+    pa, pb = a["posterior"].to_dataset(), b["posterior"].to_dataset()
+    return sorted(pa.data_vars) == sorted(pb.data_vars) and all(
+        np.array_equal(pa[k].to_numpy(), pb[k].to_numpy()) for k in pa.data_vars)
+
+
+if sys.argv[1] == "warm":  # build every compiled model this test needs, then exit
+    run(fit_ensemble, runs, executor="serial", **settings)
+    run(ex.run_tasks, fit_card, tasks, executor="serial")
+    print("{}")
+    sys.exit(0)
+done = []
+serial, w_serial = run(ex.run_tasks, fit_card, tasks, executor="serial")
+pooled, w_pooled = run(ex.run_tasks, fit_card, tasks, executor="process", max_workers=2,
+                       on_done=done.append)
+ens_s, we_s = run(fit_ensemble, runs, executor="serial", **settings)
+ens_p, we_p = run(fit_ensemble, runs, executor="process", max_workers=2, **settings)
+info_s, info_p = bs.ensemble.ensemble_info(ens_s), bs.ensemble.ensemble_info(ens_p)
+members = [c for c in ens_s.children if c.startswith("member_")]
+print(json.dumps({
+    "done": sorted(done),
+    "names": [bs.fits.read(f).name for f in pooled],
+    "fits_equal": all(same(a, b) for a, b in zip(serial, pooled, strict=True)),
+    "warnings_equal": w_serial == w_pooled,
+    "serial_warns": any(w.startswith("SamplerWarning") for w in w_serial),
+    "members_equal": all(same(ens_s[m], ens_p[m]) for m in members),
+    "record_equal": all(info_s[k] == info_p[k]
+                        for k in ("weights", "tau", "split_sampler_problems")),
+    "ensemble_warnings_equal": we_s == we_p and len(we_s) > 0,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def pool_against_serial(tmp_path_factory):
+    """Serial against a 2-worker pool, in a fresh process with every compiled model warm.
+
+    A process that compiled a model cold (its first fit moments after the build) can run code
+    that differs from a later load in the last bits, so both sides must load the same cache
+    entries: one child builds them and exits, a second child compares.
+    """
+    import json
+    import subprocess
+
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    for mode in ("warm", "compare"):
+        out = subprocess.run([sys.executable, "-c", _CHILD, mode], capture_output=True,
+                             text=True, env=env, cwd=tmp_path_factory.mktemp("pool"))
+        assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_process_pool_gives_the_serial_posteriors_bit_for_bit(pool_against_serial):
+    res = pool_against_serial
+    assert res["done"] == [0, 1] and res["names"] == ["chinchilla", "chinchilla-tied"]
+    assert res["fits_equal"]
     # the workers' sampler warnings reach this process, as the serial run's do
-    assert caught == serial_fits[1] and any(c is SamplerWarning for c, _ in caught)
+    assert res["warnings_equal"] and res["serial_warns"]
 
 
 def _fail_on(*, x, bad):
@@ -140,21 +213,9 @@ def test_one_worker_runs_the_tasks_in_this_process(monkeypatch):
     assert calls == [1, 2]
 
 
-def test_ensemble_in_a_process_pool_is_the_serial_ensemble(sim_runs):
-    settings = dict(cards=("chinchilla", "chinchilla-tied"), draws=100, tune=100, chains=2,
-                    split_draws=100, split_tune=100, random_seed=0, log_likelihood=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        serial = fit_ensemble(sim_runs, executor="serial", **settings)
-        n_serial = len(caught)
-        pooled = fit_ensemble(sim_runs, executor="process", max_workers=2, **settings)
-    messages = [str(w.message) for w in caught]
-    assert n_serial and messages[:n_serial] == messages[n_serial:]
-    members = [c for c in serial.children if c.startswith("member_")]
-    _assert_same_posteriors([serial[m] for m in members], [pooled[m] for m in members])
-    a, b = bs.ensemble.ensemble_info(serial), bs.ensemble.ensemble_info(pooled)
-    assert a["weights"] == b["weights"] and a["tau"] == b["tau"]
-    assert a["split_sampler_problems"] == b["split_sampler_problems"]
+def test_ensemble_in_a_process_pool_is_the_serial_ensemble(pool_against_serial):
+    res = pool_against_serial
+    assert res["members_equal"] and res["record_equal"] and res["ensemble_warnings_equal"]
 
 
 # --- Ray: an optional extra -------------------------------------------------------------------
