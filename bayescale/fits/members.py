@@ -59,9 +59,16 @@ def validated_decades(fit) -> float:
     """Largest extrapolation distance (decades of compute) the fit's rolling backtests validated.
 
     A law ensemble records it (:func:`bayescale.ensemble.fit_ensemble`); a single-card fit has
-    validated none, so 0.
+    validated none, so 0, and neither has an ensemble whose runs bend away from its laws (its
+    recorded ``lack_of_fit`` flagged): no extrapolation of such a fit is validated, however far
+    its rolling splits reached.
     """
-    return float(ensemble_info(fit)["validated_decades"]) if is_ensemble(fit) else 0.0
+    if not is_ensemble(fit):
+        return 0.0
+    info = ensemble_info(fit)
+    if (info.get("lack_of_fit") or {}).get("flag"):
+        return 0.0
+    return float(info["validated_decades"])
 
 
 def lead_member(fit):

@@ -150,8 +150,6 @@ class Fit:
         0 also when the runs bend away from the laws (:attr:`lack_of_fit`): no extrapolation of
         such a fit is validated, however far its rolling splits reached.
         """
-        if self.lack_of_fit is not None and self.lack_of_fit["flag"]:
-            return 0.0
         return _members.validated_decades(self.tree)
 
     @property
