@@ -371,8 +371,8 @@ def test_wrong_input_for_the_law(sim_runs):
         fit_accuracy(frame, metric="acc_sim", card="chinchilla", floor=FLOOR, n_examples=N_EX)
     with pytest.raises(InputError, match="accuracy=\\{'metric': COLUMN\\}"):
         bs.fit(frame, card="accuracy-direct")
-    with pytest.raises(InputError, match="accuracy= needs an accuracy card"):
-        bs.fit(frame, accuracy={"metric": "acc_sim"})
+    with pytest.raises(InputError, match="accuracy= takes its metric inside"):
+        bs.fit(frame, accuracy={"metric": "acc_sim"}, metric="acc_sim")
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,24 +38,21 @@ Krajewski, J. et al. (2025). arXiv:2512.08894.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
 
-from bayescale.answers.prediction import loss_block, query_points
 from bayescale.core import accuracy_noise as noise
 from bayescale.core.laws import FLOPS_PER_PARAM_TOKEN
-from bayescale.core.likelihood import draw_noise
 from bayescale.core.stats import check_ci, interval
 from bayescale.errors import InputError
-from bayescale.fits import draws, law_params, read
+from bayescale.fits import read
+from bayescale.scoring.accuracy_forecast import discrepancy_sigma, latent_accuracy
+from bayescale.scoring.accuracy_latent import PAIRING, mixture_latent
 from bayescale.scoring.chance import NO_SIGNAL
 
 CI_BOUNDS = ("lower", "upper")
-PAIRING = "draw s of the loss fit with draw s of the accuracy fit"
-
-
-def _flat(fit, name) -> np.ndarray:
-    return draws(fit, var_names=[name])[name]
 
 
 def _array(name, value) -> np.ndarray:
@@ -66,23 +63,6 @@ def _array(name, value) -> np.ndarray:
     if a.size == 0 or not np.all(np.isfinite(a) & (a > 0)):
         raise InputError(f"{name} must be finite and > 0")
     return a
-
-
-def _step_one(loss_fit, *, N, D, C, rng):
-    """Loss draws of step 1 at the query: law ``(Q, S1)``, new run ``(Q, S1)``, and N, D, C."""
-    view = read(loss_fit)
-    if view.is_mixture or view.is_pooled:
-        raise InputError(
-            "two-step prediction takes a single-card loss fit (bs.fit(runs, card=NAME)); law "
-            "ensembles and pooled fits are not supported as step 1"
-        )
-    law, params, nz = law_params(loss_fit)
-    n, d, c = query_points(law, N=N, D=D, C=C)
-    loss = loss_block(law, params, n, d)
-    eps = draw_noise(rng, (nz["sigma"].size,), family=nz["family"], nu=nz["nu"])
-    # as bayescale.predict: clip at e^700 (Student-t draws with nu near 1)
-    new = loss * np.exp(np.minimum(nz["sigma"][None, :] * eps[None, :], 700.0))
-    return loss, new, n, d, c
 
 
 def predict_accuracy(
@@ -161,82 +141,57 @@ def predict_accuracy(
     check_ci(ci_prob, ci_kind)
     view = read(fit)
     info = view.accuracy_info
-    card = view.card
-    law = card.law_spec
-    if target is not None:
-        try:
-            target = float(target)
-        except (TypeError, ValueError):
-            raise InputError(f"target must be an accuracy in (0, 1], got {target!r}") from None
-        if not (0 < target <= 1):
-            raise InputError(f"target must be an accuracy in (0, 1], got {target!r}")
+    ensemble = view.accuracy_ensemble_info or {}
+    laws = [read(m.tree).card.law_spec for m in view.accuracy_members]
+    target = _target(target)
     n_ex = info["n_examples"] if isinstance(n_examples, str) and n_examples == "fit" else n_examples
     if n_ex is not None and (isinstance(n_ex, bool) or int(n_ex) != n_ex or n_ex < 1):
         raise InputError(f"n_examples must be a positive integer, None or 'fit'; got {n_ex!r}")
     rng = np.random.default_rng(random_seed)
-    floor = float(info["floor"])
-    ceiling, mid, sigma = (_flat(fit, v) for v in ("ceiling", law.midpoint, "sigma"))
-    slopes = [_flat(fit, v) for v in law.slopes]
-    s2 = sigma.size
-    data = {}
-    attrs = {}
-    if law.input == "via":
-        if (loss_fit is None) == (loss is None):
-            raise InputError(
-                f"the two-step law reads the {info['via']!r} loss: pass loss_fit= (a loss fit of "
-                "that column, carried draw by draw) or loss= (known losses), not both"
-            )
-        if loss_fit is not None:
-            _check_same_loss(loss_fit, info["via"])
-            law_loss, new_loss, n, d, c = _step_one(loss_fit, N=N, D=D, C=C, rng=rng)
-            s = min(law_loss.shape[1], s2)
-            i1 = _subsample(rng, law_loss.shape[1], s)
-            i2 = _subsample(rng, s2, s)
-            law_loss, new_loss = law_loss[:, i1], new_loss[:, i1]
-            ceiling, mid, sigma = ceiling[i2], mid[i2], sigma[i2]
-            slopes = [v[i2] for v in slopes]
-            attrs["pairing"] = PAIRING
-            data["N"], data["D"] = ("query", n), ("query", d)
-        else:
-            given = _array("loss", loss)
-            law_loss = new_loss = np.repeat(given[:, None], s2, axis=1)
-            c = np.full(given.size, np.nan) if C is None else np.broadcast_to(
-                _array("C", C), given.shape).astype(float)
-        x_law, x_new = law_loss, new_loss
-        data["via_loss"] = ("query", np.median(law_loss, axis=1))
-        data["via_loss_ci"] = (("query", "ci_bound"),
-                               interval(law_loss, ci_prob=ci_prob, ci_kind=ci_kind, axis=1))
-    else:
-        if loss_fit is not None or loss is not None:
-            raise InputError("the direct law reads compute: loss_fit and loss are for two-step")
-        if C is not None and (N is not None or D is not None):
-            raise InputError("give C, or N and D, not both")
-        if law.input == "log10_ND" and C is not None:
-            raise InputError(f"card {card.name!r} reads parameters and tokens: give N and D")
-        if C is None:
-            if N is None or D is None:
-                raise InputError("the direct law needs C, or N and D (C = 6 N D)")
-            n, d = np.broadcast_arrays(_array("N", N), _array("D", D))
-            c = FLOPS_PER_PARAM_TOKEN * n * d
-            data["N"], data["D"] = ("query", n.astype(float)), ("query", d.astype(float))
-        else:
-            c = _array("C", C)
-        if law.input == "log10_ND":
-            x_law = x_new = (np.log10(n.astype(float))[:, None],
-                             np.log10(d.astype(float))[:, None])
-        else:
-            x_law = x_new = np.log10(c)[:, None]
-    k = tuple(v[None, :] for v in slopes)
-    params = {"floor": floor, "ceiling": ceiling[None, :], "k": k[0] if len(k) == 1 else k}
-    acc_law = np.broadcast_to(law.accuracy(x_law, midpoint=mid[None, :], **params),
-                              (np.size(c), sigma.size))
-    p_new = np.broadcast_to(law.accuracy(x_new, midpoint=mid[None, :], **params), acc_law.shape)
-    new_run = noise.draw(rng, p_new, sigma[None, :], n_examples=n_ex)
+    two_step = any(law.input == "via" for law in laws)
+    if not two_step and (loss_fit is not None or loss is not None):
+        raise InputError("the direct law reads compute: loss_fit and loss are for two-step")
+    if two_step and loss_fit is not None and loss is not None:
+        raise InputError("pass loss_fit= or loss=, not both")
+    if two_step and loss_fit is None and loss is None and view.step_one is None:
+        raise InputError(
+            f"the two-step law reads the {info['via']!r} loss: pass loss_fit= (a loss fit of "
+            "that column, carried draw by draw) or loss= (known losses), not both"
+        )
+    if loss_fit is not None:
+        _check_same_loss(loss_fit, info["via"])
+    n, d, c = _query(N=N, D=D, C=C, loss=loss,
+                     needs_nd=any(law.input == "log10_ND" for law in laws)
+                     or (two_step and loss is None))
+    given = None if loss is None else _array("loss", loss)
+    latent = mixture_latent(fit, C=c, N=n, D=d, loss_fit=loss_fit, loss=given, rng=rng)
+    data, attrs = {}, {}
+    if n is not None:
+        data["N"], data["D"] = ("query", n), ("query", d)
+    if "via_law" in latent:
+        attrs["pairing"] = PAIRING
+        data["via_loss"] = ("query", np.median(latent["via_law"], axis=0))
+        data["via_loss_ci"] = (("query", "ci_bound"), interval(
+            latent["via_law"], ci_prob=ci_prob, ci_kind=ci_kind, axis=0))
 
-    q = acc_law.shape[0]
+    floor = float(info["floor"])
     fitted_c = fit["constant_data"]["C"].to_numpy()
     with np.errstate(invalid="ignore"):
         extrap = np.where(np.isnan(c), np.nan, np.maximum(np.log10(c / fitted_c.max()), 0.0))
+    tau = float(ensemble.get("tau", 0.0))
+    delta = np.nan_to_num(extrap)[None, :]
+    ceiling, sigma = latent["ceiling"][:, None], latent["sigma"][:, None]
+    acc_law = latent_accuracy(latent["z_law"], floor=floor, ceiling=ceiling)
+    if tau > 0:  # the law's accuracy widened by the discrepancy (where the average run lands)
+        _, only = discrepancy_sigma(latent["z_law"], floor=floor, ceiling=ceiling, sigma=0.0,
+                                    tau=tau, delta=delta)
+        acc_law = noise.draw(rng, acc_law, np.maximum(only, 1e-12))
+    p_new, sig_new = discrepancy_sigma(latent["z_new"], floor=floor, ceiling=ceiling,
+                                       sigma=sigma, tau=tau, delta=delta)
+    acc_law, p_new, sig_new = acc_law.T, p_new.T, sig_new.T
+    new_run = noise.draw(rng, p_new, sig_new, n_examples=n_ex)
+
+    q = acc_law.shape[0]
     chance = info["chance"]
     signal = bool(chance["signal"])
     data.update({
@@ -251,7 +206,7 @@ def predict_accuracy(
     })
     if target is not None:
         data["p_at_least_target"] = (
-            "query", noise.prob_at_least(target, p_new, sigma[None, :], n_examples=n_ex).mean(1)
+            "query", noise.prob_at_least(target, p_new, sig_new, n_examples=n_ex).mean(1)
         )
         data["p_law_at_least_target"] = ("query", (acc_law >= target).mean(axis=1))
     if not signal:
@@ -261,18 +216,29 @@ def predict_accuracy(
                 data[key] = (dims, np.full(np.shape(values), np.nan))
         attrs["flag"] = NO_SIGNAL
     data["signal"] = ("query", np.full(q, signal))
+    validated = ensemble.get("validated_decades")
+    beyond = (validated is not None and np.nanmax(np.append(extrap, 0.0)) > validated)
     attrs.update({
         "ci_prob": float(ci_prob),
         "ci_kind": ci_kind,
-        "card": card.name,
-        "law": law.name,
+        "card": "accuracy-ensemble" if ensemble else view.card.name,
+        "law": "+".join(law.name for law in laws),
         "metric": info["metric"],
         "floor": floor,
         "n_examples": -1 if n_ex is None else int(n_ex),
-        "n_draws": int(sigma.size),
+        "n_draws": int(latent["sigma"].size),
         "random_seed": random_seed if isinstance(random_seed, int) else str(random_seed),
         "chance": chance["message"],
     })
+    if ensemble:
+        attrs["weights"] = json.dumps(ensemble["weights"], sort_keys=True)
+        attrs["tau"] = tau
+        attrs["validated_decades"] = float(validated)
+        if beyond:
+            attrs["warning"] = (
+                f"beyond the validated distance: the rolling forecasts of this fit reached "
+                f"{validated:.2f} decades of compute past their training runs"
+            )
     if info.get("via"):
         attrs["via"] = info["via"]
     if target is not None:
@@ -281,11 +247,43 @@ def predict_accuracy(
                       attrs=attrs)
 
 
-def _subsample(rng, total: int, size: int) -> np.ndarray:
-    """All draws in order when ``size == total``, else ``size`` of them without replacement."""
-    if size == total:
-        return np.arange(total)
-    return np.sort(rng.choice(total, size=size, replace=False))
+def _target(target):
+    if target is None:
+        return None
+    try:
+        target = float(target)
+    except (TypeError, ValueError):
+        raise InputError(f"target must be an accuracy in (0, 1], got {target!r}") from None
+    if not (0 < target <= 1):
+        raise InputError(f"target must be an accuracy in (0, 1], got {target!r}")
+    return target
+
+
+def _query(*, N, D, C, loss, needs_nd):
+    """``(N, D, C)`` of the query, flat; N and D None when only C (or losses) are given."""
+    if N is None and D is None:
+        if needs_nd:
+            raise InputError("this accuracy fit reads parameters and tokens: give N and D "
+                             "(or two of N, D, C)")
+        if C is None:
+            if loss is None:
+                raise InputError("give the planned runs: C, or N and D (C = 6 N D)")
+            return None, None, np.full(np.size(loss), np.nan)
+        return None, None, _array("C", C)
+    if C is not None and N is not None and D is not None:
+        raise InputError("give C, or N and D, not all three")
+    if C is not None:
+        c = _array("C", C)
+        if N is not None:
+            n, c = np.broadcast_arrays(_array("N", N), c)
+            return n.astype(float), c / (FLOPS_PER_PARAM_TOKEN * n), c.astype(float)
+        d, c = np.broadcast_arrays(_array("D", D), c)
+        return c / (FLOPS_PER_PARAM_TOKEN * d), d.astype(float), c.astype(float)
+    if N is None or D is None:
+        raise InputError("give C, or N and D (C = 6 N D)")
+    n, d = np.broadcast_arrays(_array("N", N), _array("D", D))
+    n, d = n.astype(float), d.astype(float)
+    return n, d, FLOPS_PER_PARAM_TOKEN * n * d
 
 
 def _check_same_loss(loss_fit, via: str) -> None:

@@ -4,7 +4,8 @@ from typing import Annotated
 
 import typer
 
-from bayescale.cli import docs, render
+from bayescale.cli import accuracy, docs, render
+from bayescale.cli.accuracy import FloorOpt, NExamplesOpt, TasksOpt, ViaOpt
 from bayescale.cli.common import (
     BudgetOpt,
     CiKindOpt,
@@ -251,6 +252,8 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
         "  bayescale backtest runs.csv --law chinchilla --holdout-frac 0.2 --out bt/\n\n"
         "  bayescale backtest runs.csv --cutoff 1e21 --method mle --bootstrap 200 --out bt/\n\n"
         "  bayescale backtest runs.csv --calibration --out bt/ --json\n\n"
+        "  bayescale backtest downstream.csv --metric acc_hellaswag --floor 0.25 "
+        "--via loss_c4_val --group-by dataset --out bt/ --json\n\n"
         "Without --law: the law ensemble (nested) for --method bayes, the chinchilla card for "
         "--method mle; --discrepancy needs --law."
     )
@@ -285,13 +288,31 @@ def backtest(
         ),
     ] = False,
     seed: SeedOpt = 0,
+    floor: FloorOpt = None,
+    via: ViaOpt = None,
+    n_examples: NExamplesOpt = None,
+    tasks: TasksOpt = None,
     sampling: SamplerOptions = None,
     loading: RunOptions = None,
     as_json: JsonOpt = False,
 ):
-    """Hold out the largest runs, fit the rest, and score the predictions of the held-out runs."""
+    """Hold out the largest runs, fit the rest, and score the predictions of the held-out runs.
+
+    With an accuracy --metric (acc_*, or --floor), the accuracy laws are backtested instead.
+    """
     from bayescale.workflows.backtest import METHODS
 
+    if accuracy.asks_for_accuracy(loading, floor, via, n_examples, tasks):
+        if method != "bayes" or calibration or discrepancy:
+            raise InputError("an accuracy backtest takes no --method mle, --calibration or "
+                             "--discrepancy (its discrepancy is always estimated)")
+        accuracy.backtest_accuracy_command(
+            runs, out, law=law, holdout_frac=holdout_frac, cutoff=cutoff, seed=seed,
+            sampling=sampling, loading=loading, floor=floor, via=via, n_examples=n_examples,
+            tasks=tasks, as_json=as_json)
+        return
+    if via is not None:
+        raise InputError("--via is for accuracy metrics (--metric acc_..., --floor F)")
     if method not in METHODS:
         raise InputError(f"--method must be {' or '.join(METHODS)}, got {method!r}")
     if discrepancy and method != "bayes":

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from bayescale.core.accuracy_cards import accuracy_card_from_dict
+from bayescale.core.accuracy_cards import AccuracyCard, accuracy_card_from_dict
 from bayescale.core.laws import Law, get_law
 from bayescale.core.priors import Prior, as_prior
 from bayescale.errors import CardError
@@ -402,7 +402,7 @@ def load_card(card: str | Path | Card, *, priors: Mapping | None = None) -> Card
     >>> load_card("chinchilla-tied").tie
     {'beta': 'alpha'}
     """
-    if isinstance(card, Card):
+    if isinstance(card, (Card, AccuracyCard)):
         return card.with_priors(priors)
     text = str(card)
     path = Path(text)

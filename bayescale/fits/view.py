@@ -99,6 +99,28 @@ class Fit:
         """An accuracy fit's record: metric, via, floor, n_examples, task, chance test."""
         return _accuracy.accuracy_info(self.tree)
 
+    @property
+    def is_accuracy_ensemble(self) -> bool:
+        """Whether the fit stacks accuracy laws (:mod:`bayescale.engines.accuracy_ensemble`)."""
+        return _accuracy.is_accuracy_ensemble(self.tree)
+
+    @property
+    def accuracy_members(self) -> list[Member]:
+        """The accuracy laws of the fit with their weights (a single accuracy fit: itself)."""
+        return [Member(n, w, t) for n, w, t in _accuracy.accuracy_members(self.tree)]
+
+    @property
+    def accuracy_ensemble_info(self) -> dict | None:
+        """A stacked accuracy fit's record (weights, tau, splits), else None."""
+        if not self.is_accuracy_ensemble:
+            return None
+        return _accuracy.accuracy_ensemble_info(self.tree)
+
+    @property
+    def step_one(self):
+        """The loss fit of a stacked accuracy fit's two-step member (``via`` column), or None."""
+        return _accuracy.step_one(self.tree)
+
     # ---- what it was fitted with ---------------------------------------------------------
     @property
     def card(self) -> Card:

@@ -170,7 +170,8 @@ def stacking_weights(log_dens: np.ndarray, *, multiplicity=None, a: float = DIRI
     return weights, info
 
 
-def fit_tau(pieces_by_card: list[list[dict]], weights) -> tuple[float, dict]:
+def fit_tau(pieces_by_card: list[list[dict]], weights, *, density=card_log_density,
+            tau_max: float = TAU_MAX) -> tuple[float, dict]:
     """Discrepancy ``tau`` maximising the pooled log score of the weighted mixture's forecasts.
 
     Parameters
@@ -180,6 +181,12 @@ def fit_tau(pieces_by_card: list[list[dict]], weights) -> tuple[float, dict]:
         :func:`card_log_density`).
     weights : array_like
         Mixture weights ``(K,)``.
+    density : callable, default :func:`card_log_density`
+        ``density(piece, tau) -> (Q,)`` log predictive densities of a piece; accuracy forecasts
+        pass :func:`bayescale.scoring.accuracy_forecast.piece_log_density` (``tau`` on the
+        link's latent scale).
+    tau_max : float, default :data:`~bayescale.scoring.discrepancy.TAU_MAX`
+        Upper end of the search.
 
     Returns
     -------
@@ -199,13 +206,13 @@ def fit_tau(pieces_by_card: list[list[dict]], weights) -> tuple[float, dict]:
     def pooled(t):
         total = 0.0
         for split in pieces_by_card:
-            dens = np.stack([card_log_density(p, t) for p in split])
+            dens = np.stack([density(p, t) for p in split])
             total += float(mixture_log_density(dens, w).sum())
         return total
 
-    res = optimize.minimize_scalar(lambda t: -pooled(t), bounds=(0.0, TAU_MAX), method="bounded",
+    res = optimize.minimize_scalar(lambda t: -pooled(t), bounds=(0.0, tau_max), method="bounded",
                                    options={"xatol": 1e-6})
-    candidates = [(pooled(0.0), 0.0), (pooled(TAU_MAX), TAU_MAX)]
+    candidates = [(pooled(0.0), 0.0), (pooled(tau_max), tau_max)]
     if np.isfinite(res.fun):
         candidates.append((-float(res.fun), float(res.x)))
     best, tau = max(candidates)

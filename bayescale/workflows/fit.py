@@ -14,6 +14,7 @@ from dataclasses import replace
 from bayescale.core.cards import Card, load_card
 from bayescale.core.runs import METRIC, load_runs
 from bayescale.engines.accuracy import fit_accuracy
+from bayescale.engines.accuracy_ensemble import fit_accuracy_ensemble
 from bayescale.engines.ensemble import fit_ensemble, fit_families_ensemble
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
@@ -91,8 +92,12 @@ def fit(
         ``"pymc-cfunc"``: nutpie's ``compile_pymc_model``, the former path (compiled once per
         process). Same posterior up to Monte Carlo error. Ignored by ``sampler="pymc"``.
     accuracy : Mapping, optional
-        Options of an accuracy card (``card="accuracy-direct"``, ``"accuracy-direct-nd"``,
-        ``"accuracy-two-step"``):
+        An accuracy metric. Without a card, the accuracy laws stacked on rolling forecasts with a
+        latent extrapolation discrepancy
+        (:func:`bayescale.engines.accuracy_ensemble.fit_accuracy_ensemble`; ``accuracy`` may then
+        also hold ``cards``, ``holdout_fracs``, ``split_draws``...); with an accuracy card
+        (``card="accuracy-direct"``, ``"accuracy-direct-nd"``, ``"accuracy-two-step"``) that law
+        alone. Options:
         ``metric`` (required), ``via``, ``floor``, ``n_examples``, ``compute``, ``tasks``, passed
         to :func:`bayescale.engines.accuracy.fit_accuracy` with ``runs`` (the whole table).
     metric : str, optional
@@ -137,19 +142,27 @@ def fit(
     >>> float(post.posterior["alpha"].median())  # doctest: +SKIP
     0.35...
     """
-    if metric is not None or metrics is not None:  # one loss column, or several metrics
-        runs, group_by = metric_runs(runs, metric=metric, metrics=metrics, group_by=group_by)
-    if group_by == METRIC:  # several metrics: pooled across metrics, or each on its own
-        card, priors = metric_card(card, priors, pool_metrics)
-    if accuracy is not None:  # accuracy cards: bayescale.engines.accuracy
-        if card is None or group_by is not None or sampler != "nutpie":
-            raise InputError("accuracy= needs an accuracy card, no group_by, sampler='nutpie'")
+    if accuracy is not None:  # an accuracy metric: bayescale.engines.accuracy(_ensemble)
+        if group_by is not None or sampler != "nutpie" or metric or metrics:
+            raise InputError("accuracy= takes its metric inside (accuracy={'metric': ...}); "
+                             "no group_by, metric=, metrics=; sampler='nutpie'")
+        if card is None:
+            if priors:
+                raise InputError("prior overrides need one card: pass card=NAME with priors")
+            return fit_accuracy_ensemble(
+                runs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                strict=strict, executor=executor, **dict(accuracy),
+            )
         return fit_accuracy(
             runs, card=card, priors=priors, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, strict=strict, progress=progress,
             log_likelihood=log_likelihood, target_accept=target_accept, adaptation=adaptation,
             **dict(accuracy),
         )
+    if metric is not None or metrics is not None:  # one loss column, or several metrics
+        runs, group_by = metric_runs(runs, metric=metric, metrics=metrics, group_by=group_by)
+    if group_by == METRIC:  # several metrics: pooled across metrics, or each on its own
+        card, priors = metric_card(card, priors, pool_metrics)
     if card is None and group_by is None:
         if priors:
             raise InputError("prior overrides need one card: pass card=NAME with priors")

@@ -1,0 +1,133 @@
+"""The accuracy path of ``bayescale backtest``: ``--metric acc_* --floor F [--via COLUMN]``."""
+
+from typing import Annotated
+
+import typer
+
+from bayescale.cli.common import (
+    check_out_dir,
+    err_console,
+    json_text,
+    out_console,
+    print_json,
+    quiet_stdout,
+    write_csv,
+    write_text,
+)
+from bayescale.errors import InputError
+
+FloorOpt = Annotated[
+    str | None,
+    typer.Option("--floor", help="Chance accuracy of an accuracy --metric, in [0, 1), or 'task' "
+                 "(the random baseline in the task table, --tasks). Makes the backtest one of "
+                 "accuracy (so does a --metric named acc_*)."),
+]
+ViaOpt = Annotated[
+    str | None,
+    typer.Option("--via", help="Loss column of the two-step accuracy law (loss -> accuracy); "
+                 "default the table's 'loss' column, if any."),
+]
+NExamplesOpt = Annotated[
+    int | None,
+    typer.Option("--n-examples", help="Evaluation examples of the accuracy metric's task "
+                 "(default: from the task table; unknown: Beta noise)."),
+]
+TasksOpt = Annotated[
+    str | None,
+    typer.Option("--tasks", help="Task table (CSV with 'Eval Task', 'Random baseline' in %, "
+                 "'#datapoints'); default the bundled one of Gadre et al. (2024)."),
+]
+
+_LOSS_ONLY = ("map", "group", "drop_top_loss", "max_loss", "min_loss", "min_flops", "max_flops",
+              "min_params", "max_params", "best_of_sweep", "drop_duplicates", "pool_metrics")
+
+
+def asks_for_accuracy(loading, floor, via, n_examples, tasks) -> bool:
+    """Whether a backtest is one of accuracy: ``--floor``/``--n-examples``/``--tasks``, or every
+    ``--metric`` names accuracy columns (``acc*``)."""
+    metrics = loading.metric or []
+    named = bool(metrics) and all(str(m).lower().startswith("acc") for m in metrics)
+    return named or any(v is not None for v in (floor, n_examples, tasks)) or (
+        via is not None and bool(metrics))
+
+
+def _floor(text):
+    if text is None or text.strip().lower() == "task":
+        return "task"
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--floor must be a number in [0, 1) or 'task', got {text!r}") from None
+
+
+def backtest_accuracy_command(runs, out, *, law, holdout_frac, cutoff, seed, sampling, loading,
+                              floor, via, n_examples, tasks, as_json) -> None:
+    """Run the accuracy backtest, write ``backtest.json``/``backtest.csv``/``forecasts.csv``."""
+    import pandas as pd
+
+    from bayescale.workflows.accuracy_backtest import backtest_accuracy
+
+    if not loading.metric:
+        raise InputError("an accuracy backtest needs --metric ACCURACY_COLUMN (or a glob 'acc_*')")
+    used = [k for k in _LOSS_ONLY if getattr(loading, k, None) not in (None, False, 0, [])]
+    if used:
+        raise InputError(
+            "an accuracy backtest reads the table as it is: "
+            f"{', '.join('--' + u.replace('_', '-') for u in used)} apply to losses only "
+            "(use --group-by COLUMN to backtest groups of runs separately)"
+        )
+    task_table = None if tasks is None else pd.read_csv(tasks)
+    folder = check_out_dir(out, ["backtest.json", "backtest.csv", "forecasts.csv"], [runs])
+    console = err_console()
+    console.print(f"backtesting accuracy of {', '.join(loading.metric)} on {runs}")
+    with quiet_stdout():
+        result = backtest_accuracy(
+            runs, metrics=loading.metric, via=via, floor=_floor(floor),
+            n_examples="task" if n_examples is None and tasks is not None or (
+                n_examples is None and _floor(floor) == "task") else n_examples,
+            tasks=task_table, group_by=loading.group_by, holdout_frac=holdout_frac,
+            cutoff=cutoff, card=law, draws=sampling.draws, tune=sampling.tune,
+            chains=sampling.chains, random_seed=seed, executor=sampling.executor,
+            on_metric=lambda m, g: console.print(f"  {m}" + (f" ({g})" if g else "")),
+        )
+    data = result.to_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / "backtest.json", json_text(data))
+    write_csv(folder / "backtest.csv", result.table, index=False)
+    write_csv(folder / "forecasts.csv", result.forecasts, index=False)
+    for metric in data["flagged"]:
+        console.print(f"[bold yellow]{metric}[/]: no signal above chance on the training runs: "
+                      "not extrapolated")
+    if as_json:
+        print_json(data)
+        return
+    out_console().print(_table(result))
+
+
+def _table(result):
+    from rich.table import Table
+
+    pooled = result.pooled
+    table = Table(title=f"accuracy backtest: {pooled['n']} held-out runs with signal")
+    for col in ("metric", "group", "n", "cov 50/80/90/95", "log score", "|err| pts",
+                "plug-in pts", "direct pts"):
+        table.add_column(col)
+    for row in result.forecasts.to_dict(orient="records"):
+        if not row["signal"]:
+            table.add_row(row["metric"], str(row["group"] or ""), "0", "no signal above chance",
+                          "", "", "", "")
+            continue
+        cov = "/".join(f"{row[f'coverage_{p:g}']:.2f}" for p in result.probs)
+        table.add_row(row["metric"], str(row["group"] or ""), str(row["n_test"]), cov,
+                      f"{row['lpd_mean']:.2f}", _pts(row["median_abs_error_points"]),
+                      _pts(row["plug_in_mae_points"]), _pts(row["direct_point_mae_points"]))
+    if pooled["n"]:
+        cov = "/".join(f"{v:.2f}" for v in pooled["coverage"].values())
+        table.add_row("pooled", "", str(pooled["n"]), cov, f"{pooled['lpd_mean']:.2f}",
+                      _pts(pooled["median_abs_error_points"]), _pts(pooled["plug_in_mae_points"]),
+                      _pts(pooled["direct_point_mae_points"]))
+    return table
+
+
+def _pts(v) -> str:
+    return "" if v is None or v != v else f"{v:.1f}"
