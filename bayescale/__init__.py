@@ -44,7 +44,9 @@ _API = {
     "family_view": "bayescale.families",
     "contrast": "bayescale.answers.contrast",
     "fit_accuracy": "bayescale.engines.accuracy",
+    "fit_accuracy_ensemble": "bayescale.engines.accuracy_ensemble",
     "predict_accuracy": "bayescale.answers.accuracy",
+    "backtest_accuracy": "bayescale.workflows.accuracy_backtest",
     "chance_signal": "bayescale.scoring.chance",
 }
 _MODULES = {
