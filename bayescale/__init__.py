@@ -46,6 +46,7 @@ _API = {
     "fit_accuracy": "bayescale.engines.accuracy",
     "fit_accuracy_ensemble": "bayescale.engines.accuracy_ensemble",
     "predict_accuracy": "bayescale.answers.accuracy",
+    "compute_for_accuracy": "bayescale.answers.accuracy",
     "backtest_accuracy": "bayescale.workflows.accuracy_backtest",
     "chance_signal": "bayescale.scoring.chance",
 }

@@ -245,3 +245,22 @@ def test_cli_backtest_accuracy(sim_runs, tmp_path):
     bad = runner.invoke(app, ["backtest", str(path), "--metric", "acc_sim", "--floor", "0.25",
                               "--max-loss", "3", "--out", str(tmp_path / "b2")])
     assert bad.exit_code != 0 and "--max-loss" in bad.output
+
+
+def test_compute_for_accuracy_is_consistent(stacked):
+    """A higher required probability needs at least as much compute; the law's crossing
+    interval holds its median; a target the ladder reached is said so."""
+    frame, fit = stacked
+    top = float(frame["acc_sim"].max())
+    target = min(top + 0.02, 0.88)
+    half = bs.compute_for_accuracy(fit, target=target, prob=0.5)
+    sure = bs.compute_for_accuracy(fit, target=target, prob=0.9)
+    assert half["C"] is not None and (sure["C"] is None or sure["C"] >= half["C"])
+    law = half["law"]
+    assert law["median"] is not None and law["lo"] <= law["median"]
+    assert law["hi"] is None or law["median"] <= law["hi"]
+    assert half["N"] * half["D"] * 6 == pytest.approx(half["C"])
+    assert half["D"] / half["N"] == pytest.approx(20.0)
+    assert bs.compute_for_accuracy(fit, target=0.3)["already_reached"]
+    with pytest.raises(bs.errors.InputError, match="target"):
+        bs.compute_for_accuracy(fit, target=1.5)

@@ -298,3 +298,151 @@ def _check_same_loss(loss_fit, via: str) -> None:
             f"the loss fit was fitted to {column!r}, but the accuracy fit links accuracy to "
             f"{via!r}: fit step 1 on the same column (load_runs(..., mapping={{'loss': {via!r}}}))"
         )
+
+
+def compute_for_accuracy(
+    fit,
+    *,
+    target: float,
+    prob: float = 0.5,
+    tokens_per_param: float = 20.0,
+    ci_prob: float = 0.9,
+    ci_kind: str = "eti",
+    c_range=None,
+    n_grid: int = 161,
+    n_examples="fit",
+    random_seed=0,
+) -> dict:
+    """Compute at which a planned run reaches an accuracy target, with its uncertainty.
+
+    The run is trained at a fixed ratio of tokens to parameters, ``N = sqrt(C / (6 r))``,
+    ``D = r N`` (``r = 20``: the Chinchilla rule; pass the ratio the team will train at). Two
+    answers, on a log-spaced grid of budgets:
+
+    - **one run**: the smallest budget at which a new run's accuracy (law, discrepancy and the
+      Beta-binomial noise of its evaluation) is at least ``target`` with probability ``prob``;
+    - **the law**: per posterior draw, the budget at which the law's accuracy first reaches the
+      target, its latent discrepancy drawn once per draw along the path
+      (``z + tau delta(C) e_s``); the median and ``ci_prob`` interval of those budgets, and the
+      share of draws that never reach it within the grid.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        An accuracy fit, stacked or single (the two-step law needs its stored step 1, as in a
+        stacked fit).
+    target : float
+        Accuracy to reach, in (0, 1].
+    prob : float, default 0.5
+        Required probability for one run.
+    tokens_per_param : float, default 20
+        The plan's ``D / N``.
+    ci_prob, ci_kind
+        The law's interval.
+    c_range : tuple of float, optional
+        Budgets searched; default the ladder's smallest run to ``1e4`` times its largest.
+    n_grid : int, default 161
+        Grid points (the answer's resolution is ``log10(range) / (n_grid - 1)`` decades).
+    n_examples : int, None or "fit"
+        Evaluation examples of the run's benchmark.
+    random_seed : int, default 0
+        Seed of step 1's noise, the pairing subsample and the discrepancy draws.
+
+    Returns
+    -------
+    dict
+        ``target``, ``prob``, ``tokens_per_param``, ``C``, ``N``, ``D`` (None when not reached
+        in the grid), ``p_at_C``, ``law`` (``{"median", "lo", "hi", "share_unreached"}`` of the
+        law's crossing budget; ``median`` is None when more than half never reach it),
+        ``decades_beyond_ladder``, ``validated_decades``, ``already_reached`` (a fitted run has
+        reached the target), ``statement`` (a plain sentence) and ``flag`` (no signal above
+        chance: every number None).
+
+    Raises
+    ------
+    InputError
+        For a target outside (0, 1], bad options, or a fit that is not an accuracy fit.
+
+    Examples
+    --------
+    >>> compute_for_accuracy(fit, target=0.6, prob=0.9)["C"]  # doctest: +SKIP
+    3.1e+22
+    """
+    check_ci(ci_prob, ci_kind)
+    target = _target(target)
+    if target is None:
+        raise InputError("target is required (an accuracy in (0, 1])")
+    if not (0 < prob < 1):
+        raise InputError(f"prob must be in (0, 1), got {prob!r}")
+    if not (np.isfinite(tokens_per_param) and tokens_per_param > 0):
+        raise InputError(f"tokens_per_param must be > 0, got {tokens_per_param!r}")
+    view = read(fit)
+    info = view.accuracy_info
+    ensemble = view.accuracy_ensemble_info or {}
+    fitted_c = fit["constant_data"]["C"].to_numpy()
+    observed = fit["observed_data"]["accuracy"].to_numpy()
+    lo_c, hi_c = c_range if c_range is not None else (fitted_c.min(), fitted_c.max() * 1e4)
+    if not (0 < lo_c < hi_c):
+        raise InputError(f"c_range must be two increasing budgets > 0, got {c_range!r}")
+    out = {"target": target, "prob": float(prob), "tokens_per_param": float(tokens_per_param),
+           "C": None, "N": None, "D": None, "p_at_C": None,
+           "law": {"median": None, "lo": None, "hi": None, "share_unreached": None},
+           "decades_beyond_ladder": None,
+           "validated_decades": ensemble.get("validated_decades"),
+           "already_reached": bool(np.any(observed >= target)), "flag": None, "statement": None}
+    if not info["chance"]["signal"]:
+        out["flag"] = NO_SIGNAL
+        out["statement"] = f"{info['metric']}: {NO_SIGNAL}"
+        return out
+    n_ex = info["n_examples"] if isinstance(n_examples, str) and n_examples == "fit" else n_examples
+    rng = np.random.default_rng(random_seed)
+    C = np.geomspace(lo_c, hi_c, int(n_grid))
+    N = np.sqrt(C / (FLOPS_PER_PARAM_TOKEN * tokens_per_param))
+    D = tokens_per_param * N
+    latent = mixture_latent(fit, C=C, N=N, D=D, rng=rng)
+    floor = float(info["floor"])
+    tau = float(ensemble.get("tau", 0.0))
+    delta = np.maximum(np.log10(C / fitted_c.max()), 0.0)
+    ceiling, sigma = latent["ceiling"][:, None], latent["sigma"][:, None]
+    path = latent_accuracy(latent["z_law"] + tau * delta[None, :]
+                           * rng.standard_normal((latent["sigma"].size, 1)),
+                           floor=floor, ceiling=ceiling)
+    reached = path >= target
+    first = np.where(reached.any(axis=1), reached.argmax(axis=1), -1)
+    crossing = np.where(first >= 0, C[np.maximum(first, 0)], np.inf)
+    p_new, sig_new = discrepancy_sigma(latent["z_new"], floor=floor, ceiling=ceiling,
+                                       sigma=sigma, tau=tau, delta=delta[None, :])
+    p_run = noise.prob_at_least(target, p_new, sig_new, n_examples=n_ex).mean(axis=0)
+    share_never = float(np.mean(~np.isfinite(crossing)))
+    law = {"share_unreached": share_never, "median": None, "lo": None, "hi": None}
+    if share_never < 0.5:
+        law["median"] = float(np.sort(crossing)[(crossing.size - 1) // 2])
+    if ci_kind == "eti":  # quantiles of the crossing budget; an unreached draw counts as inf
+        ordered = np.sort(crossing)  # order statistics (no interpolation towards inf)
+        last = ordered.size - 1
+        q = ordered[[int(np.floor((1 - ci_prob) / 2 * last)),
+                     int(np.ceil((1 + ci_prob) / 2 * last))]]
+        law["lo"], law["hi"] = (float(v) if np.isfinite(v) else None for v in q)
+    elif share_never == 0:  # the shortest interval of log10 C
+        lo, hi = 10.0 ** interval(np.log10(crossing), ci_prob=ci_prob, ci_kind=ci_kind)
+        law["lo"], law["hi"] = float(lo), float(hi)
+    out["law"] = law
+    hit = np.flatnonzero(p_run >= prob)
+    name = info["metric"]
+    if hit.size:
+        k = int(hit[0])
+        out.update({"C": float(C[k]), "N": float(N[k]), "D": float(D[k]),
+                    "p_at_C": float(p_run[k]),
+                    "decades_beyond_ladder": float(delta[k])})
+        out["statement"] = (
+            f"{name} >= {target:g} with probability {prob:g}: C = {C[k]:.3g} FLOPs "
+            f"(N = {N[k]:.3g}, D = {D[k]:.3g}), {delta[k]:.2f} decades beyond the ladder")
+        validated = ensemble.get("validated_decades")
+        if validated is not None and delta[k] > validated:
+            out["statement"] += (f"; beyond the {validated:.2f} decades the rolling forecasts "
+                                 "validated")
+    else:
+        out["statement"] = (
+            f"{name} does not reach {target:g} with probability {prob:g} below "
+            f"{C[-1]:.3g} FLOPs (best {p_run.max():.2f})")
+    return out
