@@ -264,3 +264,16 @@ def test_compute_for_accuracy_is_consistent(stacked):
     assert bs.compute_for_accuracy(fit, target=0.3)["already_reached"]
     with pytest.raises(bs.errors.InputError, match="target"):
         bs.compute_for_accuracy(fit, target=1.5)
+
+
+def test_backtest_accuracy_records_a_bad_metric_and_goes_on(sim_runs):
+    frame = _ladder(sim_runs)
+    frame["acc_bad"] = frame["acc_sim"] * 100  # percentages
+    result = backtest_accuracy(frame, metrics=["acc_sim", "acc_bad"], floor=FLOOR,
+                               n_examples=N_EX, card="accuracy-direct", draws=200, tune=300,
+                               chains=2, executor="serial")
+    assert [e["metric"] for e in result.errors] == ["acc_bad"]
+    assert "divide by 100" in result.errors[0]["error"]
+    assert set(result.table["metric"]) == {"acc_sim"}
+    with pytest.raises(bs.errors.InputError, match="divide by 100"):
+        backtest_accuracy(frame, metrics="acc_bad", floor=FLOOR, n_examples=N_EX)

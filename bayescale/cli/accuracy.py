@@ -38,7 +38,7 @@ TasksOpt = Annotated[
                  "'#datapoints'); default the bundled one of Gadre et al. (2024)."),
 ]
 
-_LOSS_ONLY = ("map", "group", "drop_top_loss", "max_loss", "min_loss", "min_flops", "max_flops",
+_LOSS_ONLY = ("group", "drop_top_loss", "max_loss", "min_loss", "min_flops", "max_flops",
               "min_params", "max_params", "best_of_sweep", "drop_duplicates", "pool_metrics")
 
 
@@ -63,7 +63,6 @@ def _floor(text):
 def backtest_accuracy_command(runs, out, *, law, holdout_frac, cutoff, seed, sampling, loading,
                               floor, via, n_examples, tasks, as_json) -> None:
     """Run the accuracy backtest, write ``backtest.json``/``backtest.csv``/``forecasts.csv``."""
-    import pandas as pd
 
     from bayescale.workflows.accuracy_backtest import backtest_accuracy
 
@@ -76,13 +75,24 @@ def backtest_accuracy_command(runs, out, *, law, holdout_frac, cutoff, seed, sam
             f"{', '.join('--' + u.replace('_', '-') for u in used)} apply to losses only "
             "(use --group-by COLUMN to backtest groups of runs separately)"
         )
-    task_table = None if tasks is None else pd.read_csv(tasks)
+    from bayescale.core.runs import parse_mapping, read_raw
+
+    frame = read_raw(runs)
+    mapping = parse_mapping(loading.map or [])
+    bad = sorted(set(mapping) - {"N", "D", "C", "loss", "run"})
+    if bad:
+        raise InputError(f"an accuracy backtest maps N, D, C, loss and run only; got {bad}")
+    missing = [col for col in mapping.values() if col not in frame]
+    if missing:
+        raise InputError(f"--map names columns not in the table: {missing}")
+    frame = frame.rename(columns={col: canon for canon, col in mapping.items()})
+    task_table = None if tasks is None else read_raw(tasks)
     folder = check_out_dir(out, ["backtest.json", "backtest.csv", "forecasts.csv"], [runs])
     console = err_console()
     console.print(f"backtesting accuracy of {', '.join(loading.metric)} on {runs}")
     with quiet_stdout():
         result = backtest_accuracy(
-            runs, metrics=loading.metric, via=via, floor=_floor(floor),
+            frame, metrics=loading.metric, via=via, floor=_floor(floor),
             n_examples="task" if n_examples is None and tasks is not None or (
                 n_examples is None and _floor(floor) == "task") else n_examples,
             tasks=task_table, group_by=loading.group_by, holdout_frac=holdout_frac,
@@ -98,6 +108,10 @@ def backtest_accuracy_command(runs, out, *, law, holdout_frac, cutoff, seed, sam
     for metric in data["flagged"]:
         console.print(f"[bold yellow]{metric}[/]: no signal above chance on the training runs: "
                       "not extrapolated")
+    for err in data["errors"]:
+        where = f" ({err['group']})" if err["group"] else ""
+        console.print(f"[bold red]error[/]: {err['metric']}{where}: {err['error']}",
+                      soft_wrap=True)
     if as_json:
         print_json(data)
         return
@@ -114,8 +128,8 @@ def _table(result):
         table.add_column(col)
     for row in result.forecasts.to_dict(orient="records"):
         if not row["signal"]:
-            table.add_row(row["metric"], str(row["group"] or ""), "0", "no signal above chance",
-                          "", "", "", "")
+            what = "error" if isinstance(row.get("error"), str) else "no signal above chance"
+            table.add_row(row["metric"], str(row["group"] or ""), "0", what, "", "", "", "")
             continue
         cov = "/".join(f"{row[f'coverage_{p:g}']:.2f}" for p in result.probs)
         table.add_row(row["metric"], str(row["group"] or ""), str(row["n_test"]), cov,

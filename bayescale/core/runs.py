@@ -706,6 +706,26 @@ def sha256_frame(frame) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def read_raw(source) -> pd.DataFrame:
+    """A runs table as it is, every column kept (CSV and TSV as text, Parquet as stored).
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or pandas.DataFrame
+        A ``.csv``, ``.tsv``/``.tab`` or ``.parquet``/``.pq`` file, or a frame (reindexed).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    InputError
+        For a missing or unreadable file, an unsupported type, repeated column names or no rows.
+    """
+    return _read(source)[0]
+
+
 def _read(source) -> tuple[pd.DataFrame, dict]:
     """Read a source into a raw frame (index 0..n-1) and start its provenance."""
     if isinstance(source, pd.DataFrame):

@@ -48,6 +48,7 @@ from bayescale.core.compiled import compiled_for
 from bayescale.core.datasets import task_info
 from bayescale.core.diagnostics import check
 from bayescale.core.diagnostics import compute as diagnostics
+from bayescale.core.runs import read_raw
 from bayescale.engines.single import _versions, sample_nutpie
 from bayescale.errors import InputError
 from bayescale.fits.accuracy import accuracy_attr
@@ -106,17 +107,12 @@ class AccuracyData:
 
 
 def _frame(runs) -> pd.DataFrame:
-    if isinstance(runs, pd.DataFrame):
-        return runs
-    if isinstance(runs, (str, Path)):
-        path = Path(runs)
-        if not path.is_file():
-            raise InputError(f"runs table not found: {path}")
-        return pd.read_csv(path)
+    if isinstance(runs, (pd.DataFrame, str, Path)):
+        return read_raw(runs)
     raise InputError(
-        "accuracy fits need the whole runs table (a DataFrame or CSV path) to read the metric "
-        f"column; got {type(runs).__name__} (bayescale.core.datasets.read_table gives the bundled "
-        "downstream table)"
+        "accuracy fits need the whole runs table (a DataFrame or a .csv/.tsv/.parquet path) to "
+        f"read the metric column; got {type(runs).__name__} "
+        "(bayescale.core.datasets.read_table gives the bundled downstream table)"
     )
 
 

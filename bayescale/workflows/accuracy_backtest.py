@@ -68,7 +68,9 @@ class AccuracyBacktest:
         One row per metric and group: ``metric``, ``group``, ``signal``, ``flag``, ``cutoff``,
         ``n_train``, ``n_test``, ``coverage_<p>``, ``lpd_mean``, ``median_abs_error_points``,
         ``plug_in_mae_points``, ``direct_point_mae_points``, ``weights``, ``tau``,
-        ``chance`` (the test's message), ``notes``.
+        ``chance`` (the test's message), ``notes``; ``error`` for a metric or group that could
+        not be read (a missing floor, a bad value), which is then not forecast (several metrics
+        or groups: the others go on; one: the error is raised).
     probs : tuple of float
         Levels scored.
     """
@@ -96,14 +98,25 @@ class AccuracyBacktest:
             "direct_point_mae_points": _mae(t, "direct_point"),
         }
 
+    @property
+    def errors(self) -> list[dict]:
+        """``[{"metric", "group", "error"}]`` of the metrics and groups that could not be read."""
+        if "error" not in self.forecasts:
+            return []
+        bad = self.forecasts[self.forecasts["error"].notna()]
+        return [{"metric": r["metric"], "group": r["group"], "error": r["error"]}
+                for r in bad.to_dict(orient="records")]
+
     def to_dict(self) -> dict:
-        """JSON-ready: ``pooled``, ``forecasts`` (per metric and group) and ``runs``."""
+        """JSON-ready: ``pooled``, ``forecasts`` (per metric and group), ``runs``, ``flagged``
+        (metrics without signal above chance in some group) and ``errors``."""
         return {
             "pooled": self.pooled,
             "forecasts": _records(self.forecasts),
             "runs": _records(self.table),
             "probs": list(self.probs),
-            "flagged": sorted(set(self.forecasts.loc[~self.forecasts["signal"], "metric"])),
+            "flagged": sorted(set(self.forecasts.loc[self.forecasts["flag"].notna(), "metric"])),
+            "errors": self.errors,
         }
 
 
@@ -205,14 +218,22 @@ def backtest_accuracy(
         for label, sub in groups:
             if on_metric is not None:
                 on_metric(metric, label)
-            summary, table = _one(sub, metric=metric, group=label, via=via, floor=floor,
-                                  n_examples=n_examples, compute=compute, tasks=tasks,
-                                  holdout_frac=holdout_frac, cutoff=cutoff, card=card,
-                                  probs=probs, draws=draws, tune=tune, chains=chains,
-                                  random_seed=random_seed, executor=executor)
+            try:
+                summary, table = _one(sub, metric=metric, group=label, via=via, floor=floor,
+                                      n_examples=n_examples, compute=compute, tasks=tasks,
+                                      holdout_frac=holdout_frac, cutoff=cutoff, card=card,
+                                      probs=probs, draws=draws, tune=tune, chains=chains,
+                                      random_seed=random_seed, executor=executor)
+            except InputError as exc:  # one bad metric or group does not lose the others
+                if len(names) * len(groups) == 1:
+                    raise
+                summary, table = {"metric": metric, "group": label, "signal": False,
+                                  "flag": None, "error": str(exc)}, None
             summaries.append(summary)
             if table is not None:
                 rows.append(table)
+    if summaries and all(sm.get("error") for sm in summaries):
+        raise InputError(f"no metric could be backtested; first error: {summaries[0]['error']}")
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["metric", "group", "accuracy", "abs_error", "pit", "lpd", "plug_in",
                  "direct_point", *[f"covered_{p:g}" for p in probs]])
