@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bayescale.errors import InputError
+from bayescale.fits.accuracy import is_accuracy_ensemble
 from bayescale.fits.members import is_ensemble
 
 __all__ = ["load"]
@@ -47,7 +48,8 @@ def load(path):
             tree = tree.load()
     except (OSError, ValueError) as err:
         raise InputError(f"{path} is not a readable netCDF fit: {err}") from None
-    is_fit = "posterior" in tree.children or (is_ensemble(tree) and "member_0" in tree.children)
+    stacked = is_ensemble(tree) or is_accuracy_ensemble(tree)
+    is_fit = "posterior" in tree.children or (stacked and "member_0" in tree.children)
     if "bayescale_card" not in tree.attrs or not is_fit:
         raise InputError(f"{path} is a netCDF file but not a bayescale fit (no card or posterior)")
     return tree

@@ -149,10 +149,9 @@ def fit(
         if card is None:
             if priors:
                 raise InputError("prior overrides need one card: pass card=NAME with priors")
-            return fit_accuracy_ensemble(
-                runs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                strict=strict, executor=executor, **dict(accuracy),
-            )
+            options = {"draws": draws, "tune": tune, "chains": chains, "executor": executor,
+                       "random_seed": random_seed, "strict": strict, **dict(accuracy)}
+            return fit_accuracy_ensemble(runs, **options)
         return fit_accuracy(
             runs, card=card, priors=priors, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, strict=strict, progress=progress,
