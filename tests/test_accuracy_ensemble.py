@@ -277,3 +277,25 @@ def test_backtest_accuracy_records_a_bad_metric_and_goes_on(sim_runs):
     assert set(result.table["metric"]) == {"acc_sim"}
     with pytest.raises(bs.errors.InputError, match="divide by 100"):
         backtest_accuracy(frame, metrics="acc_bad", floor=FLOOR, n_examples=N_EX)
+
+
+def test_cli_fit_and_predict_accuracy(sim_runs, tmp_path):
+    runner = CliRunner()
+    path = tmp_path / "ladder.csv"
+    _ladder(sim_runs).to_csv(path, index=False)
+    res = runner.invoke(app, ["fit", str(path), "--metric", "acc_sim", "--floor", "0.25",
+                              "--n-examples", str(N_EX), "--law", "accuracy-direct",
+                              "--draws", "300", "--tune", "400", "--chains", "2",
+                              "--out", str(tmp_path / "fit")])
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    assert record["cards"] == ["accuracy-direct"] and record["floor"] == 0.25
+    res = runner.invoke(app, ["predict", str(tmp_path / "fit"), "--C", "1e21", "--C", "1e22",
+                              "--target-accuracy", "0.6", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["predictions"]
+    assert len(rows) == 2 and all(r["ci"][0] <= r["median"] <= r["ci"][1] for r in rows)
+    assert rows[1]["p_at_least_target"] >= rows[0]["p_at_least_target"]
+    several = runner.invoke(app, ["fit", str(path), "--metric", "acc_*", "--floor", "0.25",
+                                  "--out", str(tmp_path / "f2")])
+    assert several.exit_code != 0 and "one accuracy metric at a time" in several.output

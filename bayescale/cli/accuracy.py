@@ -75,27 +75,14 @@ def backtest_accuracy_command(runs, out, *, law, holdout_frac, cutoff, seed, sam
             f"{', '.join('--' + u.replace('_', '-') for u in used)} apply to losses only "
             "(use --group-by COLUMN to backtest groups of runs separately)"
         )
-    from bayescale.core.runs import parse_mapping, read_raw
-
-    frame = read_raw(runs)
-    mapping = parse_mapping(loading.map or [])
-    bad = sorted(set(mapping) - {"N", "D", "C", "loss", "run"})
-    if bad:
-        raise InputError(f"an accuracy backtest maps N, D, C, loss and run only; got {bad}")
-    missing = [col for col in mapping.values() if col not in frame]
-    if missing:
-        raise InputError(f"--map names columns not in the table: {missing}")
-    frame = frame.rename(columns={col: canon for canon, col in mapping.items()})
-    task_table = None if tasks is None else read_raw(tasks)
+    frame = _read_frame(runs, loading)
     folder = check_out_dir(out, ["backtest.json", "backtest.csv", "forecasts.csv"], [runs])
     console = err_console()
     console.print(f"backtesting accuracy of {', '.join(loading.metric)} on {runs}")
     with quiet_stdout():
         result = backtest_accuracy(
-            frame, metrics=loading.metric, via=via, floor=_floor(floor),
-            n_examples="task" if n_examples is None and tasks is not None or (
-                n_examples is None and _floor(floor) == "task") else n_examples,
-            tasks=task_table, group_by=loading.group_by, holdout_frac=holdout_frac,
+            frame, metrics=loading.metric, **_options(floor, via, n_examples, tasks),
+            group_by=loading.group_by, holdout_frac=holdout_frac,
             cutoff=cutoff, card=law, draws=sampling.draws, tune=sampling.tune,
             chains=sampling.chains, random_seed=seed, executor=sampling.executor,
             on_metric=lambda m, g: console.print(f"  {m}" + (f" ({g})" if g else "")),
@@ -145,3 +132,131 @@ def _table(result):
 
 def _pts(v) -> str:
     return "" if v is None or v != v else f"{v:.1f}"
+
+
+def _read_frame(runs, loading):
+    """The runs table as it is, with ``--map`` renaming columns to N, D, C, loss, run."""
+    from bayescale.core.runs import parse_mapping, read_raw
+
+    frame = read_raw(runs)
+    mapping = parse_mapping(loading.map or [])
+    bad = sorted(set(mapping) - {"N", "D", "C", "loss", "run"})
+    if bad:
+        raise InputError(f"an accuracy metric maps N, D, C, loss and run only; got {bad}")
+    missing = [col for col in mapping.values() if col not in frame]
+    if missing:
+        raise InputError(f"--map names columns not in the table: {missing}")
+    return frame.rename(columns={col: canon for canon, col in mapping.items()})
+
+
+def _options(floor, via, n_examples, tasks) -> dict:
+    from bayescale.core.runs import read_raw
+
+    floor = _floor(floor)
+    if n_examples is None:
+        n_examples = "task" if (tasks is not None or floor == "task") else None
+    return {"via": via, "floor": floor, "n_examples": n_examples,
+            "tasks": None if tasks is None else read_raw(tasks)}
+
+
+def fit_accuracy_command(runs, out, *, law, seed, sampling, loading, floor, via, n_examples,
+                         tasks) -> None:
+    """``bayescale fit --metric acc_X``: the stacked accuracy fit (or ``--law``), saved."""
+    from bayescale.core.io import save
+    from bayescale.fits import read
+    from bayescale.workflows.fit import fit
+
+    metrics = loading.metric or []
+    if len(metrics) != 1 or any(ch in metrics[0] for ch in "*?["):
+        raise InputError("fit one accuracy metric at a time (--metric acc_TASK); "
+                         "`bayescale backtest` takes several")
+    used = [k for k in _LOSS_ONLY if getattr(loading, k, None) not in (None, False, 0, [])]
+    if used or loading.group_by:
+        raise InputError("an accuracy fit reads the table as it is: no "
+                         + ", ".join("--" + u.replace("_", "-") for u in [*used, "group-by"]))
+    frame = _read_frame(runs, loading)
+    folder = check_out_dir(out, ["posterior.nc"], [runs])
+    accuracy = {"metric": metrics[0], **_options(floor, via, n_examples, tasks)}
+    err_console().print(f"fitting the accuracy of {metrics[0]} on {runs}")
+    with quiet_stdout():
+        tree = fit(frame, card=law, accuracy=accuracy, **sampling.fit_kwargs(seed),
+                   executor=sampling.executor)
+    folder.mkdir(parents=True, exist_ok=True)
+    save(tree, folder / "posterior.nc")
+    view = read(tree)
+    info = view.accuracy_info
+    record = view.accuracy_ensemble_info or {"cards": [view.card.name],
+                                             "weights": {view.card.name: 1.0}, "tau": 0.0}
+    if not info["chance"]["signal"]:
+        err_console().print(f"[bold yellow]{metrics[0]}[/]: {info['chance']['message']}")
+    print_json({
+        "metric": info["metric"], "floor": info["floor"], "n_examples": info["n_examples"],
+        "via": info.get("via") or record.get("via"), "chance": info["chance"],
+        "cards": record["cards"], "weights": record["weights"], "tau": record["tau"],
+        "validated_decades": record.get("validated_decades"),
+        "lack_of_fit": record.get("lack_of_fit"), "convergence": record.get("convergence"),
+        "notes": record.get("notes", []), "files": {"posterior": str(folder / "posterior.nc")},
+    })
+
+
+def predict_accuracy_json(ds) -> dict:
+    """:func:`bayescale.answers.accuracy.predict_accuracy`'s dataset as JSON."""
+    import numpy as np
+
+    def num(v):
+        v = float(v)
+        return v if np.isfinite(v) else None
+
+    rows = []
+    for i in range(ds.sizes["query"]):
+        row = {k: num(ds[k][i]) for k in ("N", "D", "C", "median", "mean", "extrapolation_C",
+                                          "via_loss", "p_at_least_target",
+                                          "p_law_at_least_target") if k in ds}
+        for k in ("ci", "pi", "via_loss_ci"):
+            if k in ds:
+                row[k] = [num(v) for v in np.asarray(ds[k][i])]
+        rows.append(row)
+    attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in ds.attrs.items()}
+    return {"predictions": rows, **attrs}
+
+
+def predict_accuracy_command(tree, *, N, D, C, target, ci_prob, ci_kind, seed, as_json) -> None:
+    """``bayescale predict`` on an accuracy fit: median, intervals and ``P(acc >= target)``."""
+    from rich.table import Table
+
+    from bayescale.answers.accuracy import predict_accuracy
+
+    def one(values):
+        return None if not values else (values if len(values) > 1 else values[0])
+
+    ds = predict_accuracy(tree, N=one(N), D=one(D), C=one(C), target=target, ci_prob=ci_prob,
+                          ci_kind=ci_kind, random_seed=seed)
+    data = predict_accuracy_json(ds)
+    if ds.attrs.get("flag"):
+        err_console().print(f"[bold yellow]{data['metric']}[/]: {ds.attrs['flag']}")
+    if ds.attrs.get("warning"):
+        err_console().print(f"[bold yellow]warning[/]: {ds.attrs['warning']}")
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"{data['metric']}: accuracy of planned runs ({ci_prob:g} intervals)")
+    cols = ["C", "median", "credible", "predictive", "decades out"]
+    if target is not None:
+        cols.append(f"P(run >= {target:g})")
+    for col in cols:
+        table.add_column(col)
+    for row in data["predictions"]:
+        cells = [f"{row['C']:.3g}", _acc(row["median"]), _band(row["ci"]), _band(row["pi"]),
+                 f"{row['extrapolation_C']:.2f}"]
+        if target is not None:
+            cells.append(_acc(row["p_at_least_target"]))
+        table.add_row(*cells)
+    out_console().print(table)
+
+
+def _acc(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _band(v) -> str:
+    return "n/a" if v[0] is None else f"{v[0]:.3f} - {v[1]:.3f}"

@@ -47,6 +47,11 @@ def predict(
     D: DOpt = None,
     C: COpt = None,
     target_loss: TargetOpt = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option("--target-accuracy", help="Accuracy fits: P(one new run reaches this "
+                     "accuracy) and P(the law does)."),
+    ] = None,
     ci_prob: CiProbOpt = 0.9,
     ci_kind: CiKindOpt = "eti",
     seed: SeedOpt = 0,
@@ -65,8 +70,18 @@ def predict(
     from bayescale.core.stats import check_ci
 
     check_ci(ci_prob, ci_kind)
-    q = docs.queries(N, D, C)
     tree = load_fit(fit_path)
+    from bayescale.fits import read
+
+    if read(tree).is_accuracy:  # an accuracy metric: accuracy at the planned runs
+        from bayescale.cli.accuracy import predict_accuracy_command
+
+        predict_accuracy_command(tree, N=N, D=D, C=C, target=target_accuracy, ci_prob=ci_prob,
+                                 ci_kind=ci_kind, seed=seed, as_json=as_json)
+        return
+    if target_accuracy is not None:
+        raise InputError("--target-accuracy is for accuracy fits (fit --metric acc_...)")
+    q = docs.queries(N, D, C)
     from bayescale.answers.prediction import predict as _predict
 
     tau = {} if discrepancy is None else {"discrepancy": discrepancy}  # else the library's

@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from bayescale.cli import docs, render
+from bayescale.cli import accuracy, docs, render
+from bayescale.cli.accuracy import FloorOpt, NExamplesOpt, TasksOpt, ViaOpt
 from bayescale.cli.common import (
     EXIT_SAMPLER,
     CiKindOpt,
@@ -37,6 +38,7 @@ from bayescale.cli.options import (
     choose_card,
     require_one_card,
 )
+from bayescale.errors import InputError
 
 
 def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None, group_by=None,
@@ -143,6 +145,8 @@ def sampler_problems(tree) -> list[str] | None:
         "--out fit/\n\n"
         "  bayescale fit runs.csv --prior 'alpha=Beta(2, 5)' --drop-top-loss 5 --strict "
         "--out fit/\n\n"
+        "  bayescale fit downstream.csv --metric acc_hellaswag --floor task --via loss_c4_val "
+        "--out fit/\n\n"
         "With --strict, sampler problems give exit code 5; posterior.nc and summary.csv are "
         "still written so the fit can be inspected."
     )
@@ -165,11 +169,26 @@ def fit(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show the sampler's progress (stderr).")
     ] = False,
+    floor: FloorOpt = None,
+    via: ViaOpt = None,
+    n_examples: NExamplesOpt = None,
+    tasks: TasksOpt = None,
 ):
-    """Fit a scaling law to a table of runs: writes posterior.nc and summary.csv, prints JSON."""
+    """Fit a scaling law to a table of runs: writes posterior.nc and summary.csv, prints JSON.
+
+    With an accuracy --metric (acc_*, or --floor), the accuracy laws are fitted instead: stacked
+    by their rolling forecasts (or one --law accuracy-*), written to posterior.nc.
+    """
     from bayescale.core.stats import check_ci
 
     check_ci(ci_prob, ci_kind)
+    if accuracy.asks_for_accuracy(loading, floor, via, n_examples, tasks):
+        accuracy.fit_accuracy_command(runs, out, law=law, seed=seed, sampling=sampling,
+                                      loading=loading, floor=floor, via=via,
+                                      n_examples=n_examples, tasks=tasks)
+        return
+    if via is not None:
+        raise InputError("--via is for accuracy metrics (--metric acc_..., --floor F)")
     choice = choose_card(law, sampling.priors)
     require_one_card(choice)
     run_table = loading.load(runs, cards=choice.checks)
