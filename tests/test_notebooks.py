@@ -25,6 +25,7 @@ EXPECTED = [
     "03_kaplan_vs_chinchilla",
     "04_planning_a_big_run",
     "05_families",
+    "06_downstream_accuracy",
 ]
 _DATASET_LOAD = re.compile(r"datasets\.load\(\s*[\"']([a-z_]+)[\"']")
 CELL_TIMEOUT = 600

@@ -234,7 +234,7 @@ def predict_accuracy(
         attrs["weights"] = json.dumps(ensemble["weights"], sort_keys=True)
         attrs["tau"] = tau
         attrs["validated_decades"] = float(validated)
-        if beyond:
+        if beyond and signal:  # a task without signal has the flag, and no forecast to warn of
             attrs["warning"] = (
                 f"beyond the validated distance: the rolling forecasts of this fit reached "
                 f"{validated:.2f} decades of compute past their training runs"
