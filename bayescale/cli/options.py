@@ -312,7 +312,7 @@ SAMPLER_OPTIONS = OptionGroup(
             "--executor", metavar="[" + "|".join(EXECUTORS) + "]", callback=_check_executor,
             help="Where the law ensemble's independent fits run: serial; process (a local "
             "pool of cores // chains workers, serial when that is 1); ray (pip install "
-            "'bayescale[ray]'; the cluster at RAY_ADDRESS when set). Same results.",
+            "'bayescale\\[ray]'; the cluster at RAY_ADDRESS when set). Same results.",
         ),
     ],
 )
