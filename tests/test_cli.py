@@ -110,6 +110,26 @@ def test_help_has_examples(command):
     assert "bayescale " in result.stdout
 
 
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_texts_survive_rich_markup():
+    """Brackets in help texts are escaped: rich would read ``[ray]`` as a style and drop it."""
+    import typer
+    from rich.text import Text
+
+    for path, command in _commands(typer.main.get_command(app)):
+        texts = [command.help, command.epilog] + [getattr(p, "help", None)
+                                                   for p in command.params]
+        for text in filter(None, texts):
+            assert Text.from_markup(text).plain == text.replace("\\[", "["), (path, text)
+    result = invoke("backtest", "--help")
+    assert "bayescale[ray]" in " ".join(result.stdout.replace("│", " ").split())
+
+
 def test_cards_lists_builtin_cards():
     from bayescale.core.cards import list_cards
 

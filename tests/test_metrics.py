@@ -3,10 +3,11 @@ per metric in the CLI (JSON key ``metrics``), backtest and report plumbing.
 
 Fast: the loading tests read small frames and the bundled over-training tables; the CLI tests
 answer a synthetic pooled posterior (no MCMC) or replace the fit and backtest with stand-ins that
-record what they were asked to do.
+record what they were asked to do; one backtest of two metrics fits a card for real (2 x 200 draws).
 """
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ import bayescale as bs
 from bayescale.cli import app
 from bayescale.core.io import save
 from bayescale.core.runs import METRIC, match_metrics
-from bayescale.errors import InputError
+from bayescale.errors import InputError, SamplerWarning
 
 runner = CliRunner()
 
@@ -162,6 +163,27 @@ def test_backtest_metrics_is_the_backtest_of_families(monkeypatch):
     assert "group_by" not in kw and calls[-1][0].provenance["mapping"]["loss"] == "loss_a"
 
 
+def test_backtest_of_metrics_each_alone_with_a_card():
+    """A real backtest of two metrics, each fitted alone (no pooled fit), scored as usual."""
+    df = three_metrics(n=12, seed=2)
+    noise = np.random.default_rng(3).normal(0, 0.01, size=(2, len(df)))
+    df["loss_a"] *= np.exp(noise[0])
+    df["loss_b"] *= np.exp(noise[1])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", SamplerWarning)
+        res = bs.backtest_metrics(df, metrics="loss_*", card="chinchilla", pool_metrics=False,
+                                  draws=200, tune=300, chains=2, random_seed=0)
+    assert res.group_by == METRIC and res.card == "chinchilla" and res.weights is None
+    assert set(res.families["method"]) == {"separate"}
+    assert set(res.families["family"]) == {"loss_a", "loss_b"}
+    assert res.n_test == len(res.table) == res.families["n_test"].sum()
+    assert res.lpd_mean == pytest.approx(res.table["lpd"].mean())
+    assert res.coverage[0.5] == pytest.approx(res.table["covered50"].mean())
+    row = res.families.iloc[0]
+    assert row["coverage95"] >= row["coverage90"] >= row["coverage50"]
+    assert np.isfinite(res.to_dict()["crps_mean"])
+
+
 @pytest.fixture(scope="module")
 def metrics_fit_dir(tmp_path_factory):
     """posterior.nc of a synthetic fit pooled over two metrics (no MCMC)."""
@@ -228,6 +250,96 @@ def test_cli_metric_options_reach_fit_and_backtest(monkeypatch, tmp_path, metric
     assert res.exit_code == 2 and "stop here" in res.stderr
     runs, kw = seen["backtest"]
     assert kw["group_by"] == METRIC and kw["separate"] is True and len(runs) == 16
+    assert kw["pool_metrics"] is None and kw["executor"] == "process"
+    res = runner.invoke(app, ["backtest", str(csv), "--metric", "loss_*", "--pool-metrics",
+                              "--executor", "serial", "--out", str(tmp_path / "bt")])
+    assert res.exit_code == 2 and "pooled over metric and per metric alone" in res.stderr
+    assert seen["backtest"][1]["pool_metrics"] is True
+    assert seen["backtest"][1]["executor"] == "serial"
+    res = runner.invoke(app, ["backtest", str(csv), "--metric", "loss_*",
+                              "--out", str(tmp_path / "bt")])
+    assert "the law ensemble per metric alone" in res.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Backtest of several metrics: each alone by default with the law ensemble, pooled on request
+# --------------------------------------------------------------------------------------------
+
+
+def test_pools_families_chooses_by_card_and_pool_metrics():
+    from bayescale.workflows.backtest import pools_families
+
+    assert pools_families(METRIC) is False  # the law ensemble: an ensemble per metric
+    assert pools_families(METRIC, card="chinchilla") is True  # a card: pooled fit scored too
+    assert pools_families(METRIC, pool_metrics=True) is True
+    assert pools_families(METRIC, card="chinchilla", pool_metrics=False) is False
+    assert pools_families("dataset", pool_metrics=False) is True  # other families always pool
+    with pytest.raises(InputError, match="pool_metrics must be True, False or None"):
+        pools_families(METRIC, pool_metrics="yes")
+
+
+@pytest.fixture
+def stand_in_backtest(monkeypatch):
+    """The backtest of families with every fit and score replaced by a recording stand-in."""
+    from bayescale.workflows import backtest as backtesting
+
+    calls = []
+
+    def scores(fit, held, *, probs):
+        n = len(held)
+        lpd = {"pooled": 1.0, "separate": 2.0}[fit["method"]]
+        out = {"loss": held.frame["loss"].to_numpy(), "lpd": np.full(n, lpd),
+               "abs_error": np.full(n, 0.01)}
+        for p in probs:
+            out[f"covered{100 * p:.10g}"] = np.arange(n) < (n if fit["method"] == "separate"
+                                                            else 0)
+        return pd.DataFrame(out)
+
+    def separate(runs, **kw):
+        calls.append(("separate", kw))
+        return {"method": "separate"}
+
+    def pooled(name):
+        return lambda runs, **kw: calls.append((name, kw)) or {"method": "pooled"}
+
+    monkeypatch.setattr(backtesting, "fit", separate)
+    monkeypatch.setattr(backtesting, "fit_families_ensemble", pooled("ensemble"))
+    monkeypatch.setattr(backtesting, "fit_families", pooled("families"))
+    monkeypatch.setattr(backtesting, "family_view", lambda tree, lab: tree)
+    monkeypatch.setattr(backtesting, "score_fit", scores)
+    monkeypatch.setattr(backtesting, "_pooled_record", lambda tree: {
+        "card": "ensemble", "diagnostics": None, "weights": {"chinchilla": 1.0}, "tau": 0.1,
+        "validated_decades": 1.0, "convergence": None})
+    return calls
+
+
+def test_law_ensemble_backtests_each_metric_alone_by_default(stand_in_backtest):
+    calls = stand_in_backtest
+    runs = bs.load_runs(three_metrics(n=10), metrics="loss_*")
+    res = bs.backtest(runs, group_by=METRIC, executor="serial", draws=10)
+    assert [name for name, _ in calls] == ["separate", "separate"]  # no pooled ensemble
+    assert all(kw["card"] is None and kw["executor"] == "serial" and kw["draws"] == 10
+               and kw["log_likelihood"] is False for _, kw in calls)
+    assert set(res.families["method"]) == {"separate"} and res.weights is None
+    assert res.card == "ensemble" and res.lpd_mean == 2.0 and res.coverage[0.9] == 1.0
+    assert list(res.families.columns) == [
+        "family", "method", "n_train", "n_test", "lpd_mean", "coverage50", "coverage80",
+        "coverage90", "coverage95", "mean_abs_error"]
+    doc = res.to_dict()
+    assert "weights" not in doc and doc["lpd_mean"] == 2.0 and len(doc["families"]) == 2
+    # --pool-metrics: the ensemble pooled across metrics, scored next to each metric alone
+    calls.clear()
+    res = bs.backtest(runs, group_by=METRIC, separate=True, pool_metrics=True)
+    assert [name for name, _ in calls] == ["ensemble", "separate", "separate"]
+    assert set(res.families["method"]) == {"pooled", "separate"}
+    assert res.lpd_mean == 1.0 and res.coverage[0.9] == 0.0 and res.weights == {"chinchilla": 1.0}
+    # a card: pooled and alone, as before; pool_metrics=False: alone only
+    calls.clear()
+    bs.backtest(runs, group_by=METRIC, card="chinchilla", separate=True)
+    assert [name for name, _ in calls] == ["families", "separate", "separate"]
+    calls.clear()
+    res = bs.backtest(runs, group_by=METRIC, card="chinchilla", pool_metrics=False)
+    assert [name for name, _ in calls] == ["separate", "separate"] and res.card == "chinchilla"
 
 
 def test_report_of_several_metrics_fits_once_and_backtests_per_metric(
@@ -263,6 +375,7 @@ def test_report_of_several_metrics_fits_once_and_backtests_per_metric(
     assert seen["fit"][1]["group_by"] == METRIC
     runs, kw = seen["backtest"]
     assert kw["group_by"] == METRIC and kw["separate"] and kw["holdout_frac"] == 0.25
+    assert kw["pool_metrics"] is True  # the report's backtest scores its fit pooled and alone
     assert runs.provenance["metrics"] == ["loss_a", "loss_b"]
     assert [r["family"] for r in doc["families_backtest"]] == ["loss_a"] * 2 + ["loss_b"] * 2
     md = (tmp_path / "report.md").read_text()

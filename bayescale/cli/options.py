@@ -204,8 +204,9 @@ RUN_OPTIONS = OptionGroup(
         typer.Option(
             "--pool-metrics/--separate-metrics",
             help="With several --metric: pool the exponents across metrics, or fit each metric "
-            "on its own. Default: on its own with --law (it forecast better), pooled for the "
-            "law ensemble.",
+            "on its own. Default: each on its own (it forecast better), but the law ensemble's "
+            "fit and report pool (its members must); backtest without --law: an ensemble per "
+            "metric, with --law also the pooled fit.",
         ),
     ],
     group=Annotated[str | None, typer.Option("--group", help="Keep only rows of this group.")],
@@ -248,7 +249,7 @@ RUN_OPTIONS = OptionGroup(
 )
 """``--map``, ``--metric``, ``--group``, ``--group-by``, ``--drop-top-loss`` and the loss, FLOPs,
 size and sweep filters; commands that cannot pool families leave ``group_by``, ``metric`` and
-``pool_metrics`` out, ``backtest`` leaves ``pool_metrics`` out (it scores both)."""
+``pool_metrics`` out."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ SAMPLER_OPTIONS = OptionGroup(
             "--executor", metavar="[" + "|".join(EXECUTORS) + "]", callback=_check_executor,
             help="Where the law ensemble's independent fits run: serial; process (a local "
             "pool of cores // chains workers, serial when that is 1); ray (pip install "
-            "'bayescale[ray]'; the cluster at RAY_ADDRESS when set). Same results.",
+            "'bayescale\\[ray]'; the cluster at RAY_ADDRESS when set). Same results.",
         ),
     ],
 )

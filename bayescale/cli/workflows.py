@@ -212,19 +212,23 @@ def compare(
 
 
 def _backtest_families(run_table, card, folder, source, *, group_by, holdout_frac, as_json,
-                       **fit_kwargs) -> None:
-    """``backtest --group-by``: per-family holdout, pooled fit against separate fits."""
+                       pool_metrics, **fit_kwargs) -> None:
+    """``backtest --group-by`` or several ``--metric``: per-family holdout, each family fitted
+    alone, and the pooled fit when it is made
+    (:func:`bayescale.workflows.backtest.pools_families`)."""
     folder = check_out_dir(folder, ["backtest.csv", "backtest_summary.csv"], [source])
     from bayescale.answers.family_summary import records
-    from bayescale.workflows.backtest import backtest
+    from bayescale.workflows.backtest import backtest, pools_families
 
     what = "the law ensemble" if card is None else f"card {card.name}"
     word = "metric" if group_by == "metric" else "family"
-    err_console().print(f"backtesting {what} pooled over {group_by} and per {word} alone")
+    pooled = pools_families(group_by, card=card, pool_metrics=pool_metrics)
+    how = f"pooled over {group_by} and per {word} alone" if pooled else f"per {word} alone"
+    err_console().print(f"backtesting {what} {how}")
     with quiet_stdout():
         result = backtest(
             run_table, group_by=group_by, card=card, holdout_frac=holdout_frac, separate=True,
-            **fit_kwargs,
+            pool_metrics=pool_metrics, **fit_kwargs,
         )
     summary, table = result.families, result.table
     write_csv(folder / "backtest.csv", table, index=False)
@@ -260,7 +264,7 @@ def _backtest_families(run_table, card, folder, source, *, group_by, holdout_fra
 )
 @guarded
 @SAMPLER_OPTIONS(only=("draws", "tune", "chains", "prior", "executor"), draws=1000)
-@RUN_OPTIONS(exclude=("pool_metrics",))
+@RUN_OPTIONS()
 def backtest(
     runs: RunsArg,
     out: OutOpt,
@@ -329,7 +333,7 @@ def backtest(
             )
         _backtest_families(run_table, choice.card, out, runs, group_by=group_by,
                            holdout_frac=holdout_frac, as_json=as_json, priors=choice.priors,
-                           **fit_kwargs)
+                           pool_metrics=loading.pool_metrics, **fit_kwargs)
         return
     names = ["backtest.csv", "backtest.json", "backtest.png", "backtest.svg", "reliability.png",
              "reliability.svg"]

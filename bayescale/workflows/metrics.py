@@ -5,8 +5,9 @@ share ``N`` and ``D``. :func:`bayescale.load_runs` with ``metrics=`` reads them 
 per run and metric, the metric's name as the family), so the pooled-families machinery fits them
 (``group_by="metric"``; :func:`bayescale.fit` with ``pool_metrics``: exponents partially pooled
 across metrics, or each metric on its own, the default with a card) and answers per metric.
-:func:`backtest_metrics` holds out each metric's largest runs and scores the pooled fit against
-every metric fitted alone, the comparison that chose that default (see the README).
+:func:`backtest_metrics` holds out each metric's largest runs and scores every metric fitted
+alone, against the pooled fit with a card (or ``pool_metrics=True``), the comparison that chose
+that default (see the README); without a card each metric is forecast by its own law ensemble.
 
 References
 ----------
@@ -33,16 +34,19 @@ def backtest_metrics(runs, *, metric=None, metrics=None, card=None, holdout_frac
     metric, metrics : optional
         As in :func:`bayescale.load_runs`: one loss column, or several (names or glob patterns).
     card : str, Path, Card or None, default None
-        Model card; None: the law ensemble (pooled across metrics; ``separate``: an ensemble per
-        metric).
+        Model card; None: the law ensemble, one per metric (``pool_metrics=True``: also the
+        ensemble pooled across metrics).
     holdout_frac : float, default 0.2
         Share of each metric's largest-compute runs held out.
     separate : bool, default True
         With several metrics, also fit each metric alone on its training runs (``method``
-        ``separate`` in the result's table and ``families``).
+        ``separate`` in the result's table and ``families``) when the metrics are pooled.
     **kwargs
         Passed to :func:`bayescale.backtest` (``draws``, ``tune``, ``chains``,
-        ``random_seed``, ``priors``; with one metric also ``cutoff``, ``method``, ...).
+        ``random_seed``, ``priors``, ``executor``; with several metrics ``pool_metrics``
+        (default: pooled with a card, each metric alone with the law ensemble,
+        :func:`bayescale.workflows.backtest.pools_families`); with one metric ``cutoff``,
+        ``method``, ...).
 
     Returns
     -------

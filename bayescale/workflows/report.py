@@ -278,7 +278,7 @@ def report(
         several metrics (names or glob patterns such as ``"loss_*"``): one fit of every metric
         (``group_by="metric"``, see ``pool_metrics``), its per-metric report, and a backtest per
         metric, the pooled fit against each metric fitted alone (as
-        :func:`bayescale.workflows.metrics.backtest_metrics`).
+        :func:`bayescale.workflows.metrics.backtest_metrics` with ``pool_metrics=True``).
     pool_metrics : bool or None, default None
         With several metrics, as in :func:`bayescale.fit` (None: each metric on its own with a
         card, pooled for the law ensemble).
@@ -328,8 +328,9 @@ def report(
         if group_by != METRIC:
             return write_report(post, out_dir, budgets=budgets, ci_prob=ci_prob,
                                 ci_kind=ci_kind, random_seed=random_seed)
+        # the fit above pooled and alone, side by side (the law ensemble's fit always pools)
         bt = run_backtest(runs, card=card, holdout_frac=holdout_frac, group_by=group_by,
-                          separate=True, **sampler)
+                          separate=True, pool_metrics=True, executor=executor, **sampler)
         return write_families_report(post, out_dir, budgets=budgets, ci_prob=ci_prob,
                                      ci_kind=ci_kind, random_seed=random_seed, backtest=bt,
                                      holdout_frac=holdout_frac)

@@ -129,5 +129,6 @@ def backtest_table(result, *, holdout_frac: float) -> dict:
         "rows": rows,
         "note": (f"The top {holdout_frac:.0%} of each {word}'s runs by compute held out; "
                  "lpd_mean is the mean log predictive density of their log loss (higher is "
-                 "better), coverage90 the share inside the 90% predictive interval."),
+                 "better), coverage90 the share inside the 90% predictive interval (coverage50 "
+                 "the 50%, ...)."),
     }
