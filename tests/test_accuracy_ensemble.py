@@ -299,3 +299,18 @@ def test_cli_fit_and_predict_accuracy(sim_runs, tmp_path):
     several = runner.invoke(app, ["fit", str(path), "--metric", "acc_*", "--floor", "0.25",
                                   "--out", str(tmp_path / "f2")])
     assert several.exit_code != 0 and "one accuracy metric at a time" in several.output
+
+
+def test_first_hit_scans_coarse_then_fine():
+    from bayescale.answers.accuracy import _first_hit
+
+    probs = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99])
+    seen = []
+
+    def p_at(k):
+        seen.append(k)
+        return probs[k]
+
+    assert _first_hit(p_at, probs.size, 0.5, step=4)[0] == 3  # the first, not the coarse hit
+    assert len(seen) < probs.size
+    assert _first_hit(lambda k: probs[k], probs.size, 0.995, step=4) == (None, 0.99)

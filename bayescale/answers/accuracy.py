@@ -412,7 +412,12 @@ def compute_for_accuracy(
     crossing = np.where(first >= 0, C[np.maximum(first, 0)], np.inf)
     p_new, sig_new = discrepancy_sigma(latent["z_new"], floor=floor, ceiling=ceiling,
                                        sigma=sigma, tau=tau, delta=delta[None, :])
-    p_run = noise.prob_at_least(target, p_new, sig_new, n_examples=n_ex).mean(axis=0)
+
+    def p_at(k):  # P(one run >= target) at grid point k, exact over the Beta-binomial
+        return float(noise.prob_at_least(target, p_new[:, k], sig_new[:, k],
+                                         n_examples=n_ex).mean())
+
+    hit, best = _first_hit(p_at, C.size, prob)
     share_never = float(np.mean(~np.isfinite(crossing)))
     law = {"share_unreached": share_never, "median": None, "lo": None, "hi": None}
     if share_never < 0.5:
@@ -427,12 +432,11 @@ def compute_for_accuracy(
         lo, hi = 10.0 ** interval(np.log10(crossing), ci_prob=ci_prob, ci_kind=ci_kind)
         law["lo"], law["hi"] = float(lo), float(hi)
     out["law"] = law
-    hit = np.flatnonzero(p_run >= prob)
     name = info["metric"]
-    if hit.size:
-        k = int(hit[0])
+    if hit is not None:
+        k = hit
         out.update({"C": float(C[k]), "N": float(N[k]), "D": float(D[k]),
-                    "p_at_C": float(p_run[k]),
+                    "p_at_C": p_at(k),
                     "decades_beyond_ladder": float(delta[k])})
         out["statement"] = (
             f"{name} >= {target:g} with probability {prob:g}: C = {C[k]:.3g} FLOPs "
@@ -444,5 +448,24 @@ def compute_for_accuracy(
     else:
         out["statement"] = (
             f"{name} does not reach {target:g} with probability {prob:g} below "
-            f"{C[-1]:.3g} FLOPs (best {p_run.max():.2f})")
+            f"{C[-1]:.3g} FLOPs (best {best:.2f})")
     return out
+
+
+def _first_hit(p_at, size: int, prob: float, step: int = 8):
+    """First grid index with ``p_at(k) >= prob``, scanning every ``step``-th point and then the
+    points before the first coarse hit (``p_at`` is costly: the exact Beta-binomial tail).
+    Returns ``(index or None, best probability seen)``."""
+    coarse = [*range(0, size, step)] + ([size - 1] if (size - 1) % step else [])
+    best, prev = 0.0, 0
+    for k in coarse:
+        pk = p_at(k)
+        best = max(best, pk)
+        if pk >= prob:
+            for j in range(prev + 1, k):
+                pj = p_at(j)
+                if pj >= prob:
+                    return j, max(best, pj)
+            return k, best
+        prev = k
+    return None, best
