@@ -304,7 +304,7 @@ def test_cli_fit_and_predict_accuracy(sim_runs, tmp_path):
 def test_first_hit_scans_coarse_then_fine():
     from bayescale.answers.accuracy import _first_hit
 
-    probs = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99])
+    probs = np.array([0.1, 0.2, 0.3, 0.6, 0.65, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99])
     seen = []
 
     def p_at(k):
