@@ -314,3 +314,14 @@ def test_first_hit_scans_coarse_then_fine():
     assert _first_hit(p_at, probs.size, 0.5, step=4)[0] == 3  # the first, not the coarse hit
     assert len(seen) < probs.size
     assert _first_hit(lambda k: probs[k], probs.size, 0.995, step=4) == (None, 0.99)
+
+
+def test_auto_task_size_from_the_table_when_it_knows_the_task(sim_runs):
+    from bayescale.core.datasets import read_table
+    from bayescale.engines.accuracy import accuracy_data
+
+    frame = read_table("overtraining_downstream")
+    data = accuracy_data(frame, metric="acc_hellaswag", floor=0.25, n_examples="auto")
+    assert data.n_examples == 10042 and data.floor == 0.25
+    unknown = accuracy_data(_ladder(sim_runs), metric="acc_sim", floor=0.25, n_examples="auto")
+    assert unknown.n_examples is None

@@ -30,7 +30,8 @@ ViaOpt = Annotated[
 NExamplesOpt = Annotated[
     int | None,
     typer.Option("--n-examples", help="Evaluation examples of the accuracy metric's task "
-                 "(default: from the task table; unknown: Beta noise)."),
+                 "(default: from the task table when it holds the task, else unknown: Beta "
+                 "noise)."),
 ]
 TasksOpt = Annotated[
     str | None,
@@ -153,8 +154,8 @@ def _options(floor, via, n_examples, tasks) -> dict:
     from bayescale.core.runs import read_raw
 
     floor = _floor(floor)
-    if n_examples is None:
-        n_examples = "task" if (tasks is not None or floor == "task") else None
+    if n_examples is None:  # the task table's size when it knows the task, else unknown
+        n_examples = "auto"
     return {"via": via, "floor": floor, "n_examples": n_examples,
             "tasks": None if tasks is None else read_raw(tasks)}
 

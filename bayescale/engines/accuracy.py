@@ -56,6 +56,8 @@ from bayescale.scoring.chance import chance_signal
 
 TASK = "task"
 """Default of ``floor`` and ``n_examples``: read them from the task table."""
+AUTO = "auto"
+"""``n_examples``: from the task table when it holds the metric's task, else unknown (None)."""
 _COMPUTE_COLUMNS = ("C", "C_6ND")
 
 
@@ -153,8 +155,9 @@ def accuracy_data(
         Loss column the two-step law reads (values > 0).
     floor : float or "task", default "task"
         Chance accuracy in [0, 1); ``"task"``: the task's random baseline from the task table.
-    n_examples : int, None or "task", default "task"
-        Evaluation examples; None: unknown (Beta noise); ``"task"``: from the task table.
+    n_examples : int, None, "task" or "auto", default "task"
+        Evaluation examples; None: unknown (Beta noise); ``"task"``: from the task table;
+        ``"auto"``: from the task table when it holds the task, else None.
     compute : str, optional
         Compute column; default ``C`` or ``C_6ND``, else ``6 N D`` from ``N`` and ``D``.
     tasks : pandas.DataFrame, optional
@@ -200,6 +203,11 @@ def accuracy_data(
         if np.any(via_loss <= 0):
             raise InputError(f"via loss {via!r} must be > 0 (nats per token)")
     task = None
+    if isinstance(n_examples, str) and n_examples == AUTO:  # the task table's size, if it knows
+        try:
+            n_examples = task_info(metric, tasks=tasks).n_examples
+        except InputError:
+            n_examples = None
     if (isinstance(floor, str) and floor == TASK) or (
         isinstance(n_examples, str) and n_examples == TASK
     ):
