@@ -296,6 +296,14 @@ def test_cli_fit_and_predict_accuracy(sim_runs, tmp_path):
     rows = json.loads(res.stdout)["predictions"]
     assert len(rows) == 2 and all(r["ci"][0] <= r["median"] <= r["ci"][1] for r in rows)
     assert rows[1]["p_at_least_target"] >= rows[0]["p_at_least_target"]
+    res = runner.invoke(app, ["optimal", str(tmp_path / "fit"), "--target-accuracy", "0.6",
+                              "--prob", "0.5", "--json"])
+    assert res.exit_code == 0, res.output
+    need = json.loads(res.stdout)
+    assert need["target"] == 0.6 and need["tokens_per_param"] == 20.0
+    assert need["C"] is None or need["C"] > 0
+    res = runner.invoke(app, ["optimal", str(tmp_path / "fit"), "--budget", "1e22"])
+    assert res.exit_code == 2 and "--target-accuracy" in res.output
     several = runner.invoke(app, ["fit", str(path), "--metric", "acc_*", "--floor", "0.25",
                                   "--out", str(tmp_path / "f2")])
     assert several.exit_code != 0 and "one accuracy metric at a time" in several.output

@@ -119,17 +119,46 @@ def optimal(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     inference_tokens: InferenceTokensOpt = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option("--target-accuracy", help="Accuracy fits: the compute at which one run "
+                     "reaches this accuracy with probability --prob."),
+    ] = None,
+    tokens_per_param: Annotated[
+        float, typer.Option("--tokens-per-param", help="Accuracy fits: the plan's D/N.")
+    ] = 20.0,
 ):
-    """Compute-optimal N*, D*, D*/N* and loss per budget, with the exponents a and b."""
+    """Compute-optimal N*, D*, D*/N* and loss per budget, with the exponents a and b.
+
+    On an accuracy fit: the compute for --target-accuracy at --tokens-per-param.
+    """
     from bayescale.core.stats import check_ci
 
     check_ci(ci_prob, ci_kind)
-    if not budget:
-        raise InputError("give at least one --budget in FLOPs, e.g. --budget 5.76e23")
     if not 0 < prob < 1:
         raise InputError(f"--prob must be strictly between 0 and 1, got {prob!r}")
-    budgets = as_floats(budget)
     tree = load_fit(fit_path)
+    from bayescale.fits import read
+
+    if read(tree).is_accuracy:
+        if target_accuracy is None:
+            raise InputError("an accuracy fit: give --target-accuracy (and --prob, "
+                             "--tokens-per-param)")
+        from bayescale.answers.accuracy import compute_for_accuracy
+
+        result = compute_for_accuracy(tree, target=target_accuracy, prob=prob,
+                                      tokens_per_param=tokens_per_param, ci_prob=ci_prob,
+                                      ci_kind=ci_kind, random_seed=seed)
+        if as_json:
+            print_json(result)
+        else:
+            out_console().print(result["statement"], soft_wrap=True)
+        return
+    if target_accuracy is not None:
+        raise InputError("--target-accuracy is for accuracy fits (fit --metric acc_...)")
+    if not budget:
+        raise InputError("give at least one --budget in FLOPs, e.g. --budget 5.76e23")
+    budgets = as_floats(budget)
 
     def answer(t):
         result = docs.optimal_json(t, budgets, ci_prob=ci_prob, ci_kind=ci_kind,
