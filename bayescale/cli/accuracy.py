@@ -43,6 +43,12 @@ _LOSS_ONLY = ("group", "drop_top_loss", "max_loss", "min_loss", "min_flops", "ma
               "min_params", "max_params", "best_of_sweep", "drop_duplicates", "pool_metrics")
 
 
+def _loss_options(loading) -> list[str]:
+    """The loss-only run options given (``--max-loss``...), as the user typed them."""
+    return ["--" + k.replace("_", "-") for k in _LOSS_ONLY
+            if getattr(loading, k, None) not in (None, False, 0, [])]
+
+
 def asks_for_accuracy(loading, floor, via, n_examples, tasks) -> bool:
     """Whether a backtest is one of accuracy: ``--floor``/``--n-examples``/``--tasks``, or every
     ``--metric`` names accuracy columns (``acc*``)."""
@@ -69,12 +75,11 @@ def backtest_accuracy_command(runs, out, *, law, holdout_frac, cutoff, seed, sam
 
     if not loading.metric:
         raise InputError("an accuracy backtest needs --metric ACCURACY_COLUMN (or a glob 'acc_*')")
-    used = [k for k in _LOSS_ONLY if getattr(loading, k, None) not in (None, False, 0, [])]
+    used = _loss_options(loading)
     if used:
         raise InputError(
-            "an accuracy backtest reads the table as it is: "
-            f"{', '.join('--' + u.replace('_', '-') for u in used)} apply to losses only "
-            "(use --group-by COLUMN to backtest groups of runs separately)"
+            f"an accuracy backtest reads the table as it is: {', '.join(used)} apply to losses "
+            "only (use --group-by COLUMN to backtest groups of runs separately)"
         )
     frame = _read_frame(runs, loading)
     folder = check_out_dir(out, ["backtest.json", "backtest.csv", "forecasts.csv"], [runs])
@@ -171,10 +176,10 @@ def fit_accuracy_command(runs, out, *, law, seed, sampling, loading, floor, via,
     if len(metrics) != 1 or any(ch in metrics[0] for ch in "*?["):
         raise InputError("fit one accuracy metric at a time (--metric acc_TASK); "
                          "`bayescale backtest` takes several")
-    used = [k for k in _LOSS_ONLY if getattr(loading, k, None) not in (None, False, 0, [])]
+    used = _loss_options(loading)
     if used or loading.group_by:
         raise InputError("an accuracy fit reads the table as it is: no "
-                         + ", ".join("--" + u.replace("_", "-") for u in [*used, "group-by"]))
+                         + ", ".join([*used, "--group-by"]))
     frame = _read_frame(runs, loading)
     folder = check_out_dir(out, ["posterior.nc"], [runs])
     accuracy = {"metric": metrics[0], **_options(floor, via, n_examples, tasks)}

@@ -63,7 +63,7 @@ from bayescale.scoring.accuracy_forecast import (
 from bayescale.scoring.accuracy_latent import member_latent
 from bayescale.scoring.chance import NO_SIGNAL, chance_signal
 from bayescale.scoring.discrepancy import DEFAULT_FRACS, extrapolation_decades, lack_of_fit
-from bayescale.scoring.forecast import split_by_compute
+from bayescale.scoring.splits import rolling_splits
 from bayescale.scoring.stacking import DIRICHLET_A, fit_tau, stacking_weights
 
 __all__ = ["STEP_ONE_CARD", "accuracy_cards", "fit_accuracy_ensemble", "step_one_runs"]
@@ -94,29 +94,6 @@ def step_one_runs(frame: pd.DataFrame, via: str):
     """The runs of the two-step law's first step: ``via`` as the loss, N and D."""
     mapping = {"loss": via, "N": "N", "D": "D"}
     return load_runs(frame[[c for c in frame.columns if c in {via, "N", "D"}]], mapping=mapping)
-
-
-def _acc_fit(frame, *, card, **kwargs):
-    """``fit_accuracy`` with the fit_converged calling convention (runs first)."""
-    return fit_accuracy(frame, card=card, **kwargs)
-
-
-def _loss_fit(runs, *, card, **kwargs):
-    return fit_card(runs, card=card, **kwargs)
-
-
-def _splits(C, *, fracs, min_train) -> list[tuple[float, np.ndarray, float]]:
-    out, seen = [], set()
-    for f in fracs:
-        try:
-            mask, cutoff = split_by_compute(C, holdout_frac=f, min_train=min_train)
-        except InputError:
-            continue
-        if cutoff in seen:
-            continue
-        seen.add(cutoff)
-        out.append((float(f), mask, float(cutoff)))
-    return out
 
 
 def fit_accuracy_ensemble(
@@ -219,7 +196,8 @@ def fit_accuracy_ensemble(
     if not card_objs:
         raise InputError("no accuracy card to fit")
     min_train = max(c.n_params for c in card_objs) + 2
-    splits = _splits(data.C, fracs=fracs, min_train=min_train)
+    splits, skipped = rolling_splits(data, fracs=fracs, min_train=min_train)
+    notes += skipped
     two_step = any(c.law_spec.input == "via" for c in card_objs)
 
     tasks_ = []
@@ -229,14 +207,14 @@ def fit_accuracy_ensemble(
     if two_step:
         tasks_.append(_loss_task(frame, via, draws, tune, chains, random_seed,
                                  "step 1 on all runs"))
-    for j, (f, mask, _) in enumerate(splits):
-        train = frame[~mask].reset_index(drop=True)
+    for j, split in enumerate(splits):
+        train = frame[~split.mask].reset_index(drop=True)
         for card in card_objs:
             tasks_.append(_acc_task(train, card, via, resolved, split_draws, split_tune,
-                                    random_seed, f"split {j} ({f:g}) {card.name}"))
+                                    random_seed, f"split {j} ({split.frac:g}) {card.name}"))
         if two_step:
             tasks_.append(_loss_task(train, via, split_draws, split_tune, chains, random_seed,
-                                     f"split {j} ({f:g}) step 1"))
+                                     f"split {j} ({split.frac:g}) step 1"))
     results = run_tasks(_fit_task, tasks_, executor=executor, threads_per_task=chains)
 
     per_fit = len(card_objs) + int(two_step)
@@ -248,11 +226,12 @@ def fit_accuracy_ensemble(
         notes.append("step 1 on all runs: " + _outcome(results[len(card_objs)][1]))
     rng = np.random.default_rng(random_seed)
     pieces, split_docs, excluded = [], [], []
-    for j, (f, mask, cutoff) in enumerate(splits):
+    for j, split in enumerate(splits):
+        mask = split.mask
         block = results[per_fit * (j + 1): per_fit * (j + 2)]
         failed = [_outcome(r) for _, r in block if not r["converged"]]
-        doc = {"holdout_frac": f, "cutoff": cutoff, "n_train": int((~mask).sum()),
-               "n_test": int(mask.sum())}
+        doc = {"holdout_frac": split.frac, "cutoff": float(split.cutoff),
+               "n_train": int((~mask).sum()), "n_test": int(mask.sum())}
         train_cmax = float(data.C[~mask].max())
         delta = extrapolation_decades(data.C[mask], train_cmax)
         doc["max_delta_decades"] = float(delta.max())
@@ -306,14 +285,13 @@ def _col(values, mask):
 
 
 def _acc_task(frame, card, via, resolved, draws, tune, seed, label):
-    kwargs = {k: v for k, v in resolved.items()}
-    return (label, {"fit_one": _acc_fit, "runs": frame, "card": card, "draws": draws,
+    return (label, {"fit_one": fit_accuracy, "runs": frame, "card": card, "draws": draws,
                     "tune": tune, "random_seed": seed, "label": label,
-                    "via": via if card.law_spec.input == "via" else None, **kwargs})
+                    "via": via if card.law_spec.input == "via" else None, **resolved})
 
 
 def _loss_task(frame, via, draws, tune, chains, seed, label):
-    return (label, {"fit_one": _loss_fit, "runs": step_one_runs(frame, via),
+    return (label, {"fit_one": fit_card, "runs": step_one_runs(frame, via),
                     "card": load_card(STEP_ONE_CARD), "draws": draws, "tune": tune,
                     "chains": chains, "random_seed": seed, "label": label})
 

@@ -59,7 +59,8 @@ def rolling_splits(runs, *, fracs=DEFAULT_FRACS, min_train: int) -> tuple[list[S
     Parameters
     ----------
     runs : Runs
-        The runs.
+        The runs (anything with a compute array ``C``, such as an accuracy metric's
+        :class:`~bayescale.engines.accuracy.AccuracyData`).
     fracs : sequence of float
         Held-out fractions; each sets a compute cutoff. Fractions that give the same cutoff as an
         earlier one, or leave fewer than ``min_train`` training runs, are skipped (with a note).
