@@ -11,6 +11,8 @@ The modules form one data flow, which is why they sit together:
 
 - :mod:`~bayescale.scoring.splits`: the rolling-origin splits and each card's forecast pieces;
 - :mod:`~bayescale.scoring.stacking`: weights and discrepancy from those pieces (pure NumPy);
+- :mod:`~bayescale.engines.upper`: the upper-ladder members (each card also fitted to the upper
+  half of the runs by compute) and :func:`upper_rule`, which says when the runs allow them;
 - :mod:`~bayescale.engines.ensemble`: :func:`fit_ensemble`, which runs the two and assembles the
   fit tree (every member's posterior, the weights, ``tau`` and the validated distance);
 - :mod:`~bayescale.fits.members`: how answers read an ensemble fit back (members, weights,
@@ -31,6 +33,7 @@ from bayescale.engines.ensemble import (
     fit_ensemble,
     forecast_weights,
 )
+from bayescale.engines.upper import UPPER_RUNS_PER_PARAM, upper_half, upper_rule
 from bayescale.fits.members import (
     ensemble_info,
     is_ensemble,
@@ -41,6 +44,7 @@ from bayescale.fits.members import (
 __all__ = [
     "DEFAULT_CARDS",
     "REPEAT_CARDS",
+    "UPPER_RUNS_PER_PARAM",
     "assemble",
     "default_cards",
     "ensemble_info",
@@ -48,5 +52,7 @@ __all__ = [
     "forecast_weights",
     "is_ensemble",
     "members",
+    "upper_half",
+    "upper_rule",
     "validated_decades",
 ]

@@ -309,6 +309,14 @@ TargetOpt = Annotated[
 HoldoutOpt = Annotated[
     float, typer.Option("--holdout-frac", help="Share of largest-compute runs held out.")
 ]
+UpperOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--upper/--no-upper",
+        help="Law ensemble only: also fit each card to the upper half of the runs by compute "
+        "(default: when that half holds at least 4 runs per parameter of the largest card).",
+    ),
+]
 InferenceTokensOpt = Annotated[
     float | None,
     typer.Option(

@@ -15,6 +15,7 @@ from bayescale.cli.common import (
     OutOpt,
     RunsArg,
     SeedOpt,
+    UpperOpt,
     app,
     check_out_dir,
     err_console,
@@ -35,6 +36,7 @@ from bayescale.cli.options import (
     SAMPLER_OPTIONS,
     RunOptions,
     SamplerOptions,
+    check_upper,
     choose_card,
     require_one_card,
 )
@@ -42,7 +44,7 @@ from bayescale.errors import InputError
 
 
 def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None, group_by=None,
-            pool_metrics=None):
+            pool_metrics=None, upper=None):
     """:func:`bayescale.workflows.fit.fit` with a line on stderr before and after.
 
     ``card`` None fits the library's default, the law ensemble (pooled with ``group_by``).
@@ -54,11 +56,17 @@ def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None
     settings = (f"{sampling.chains} chains x {sampling.draws} draws after {sampling.tune} tuning "
                 f"steps, seed {seed}")
     if card is None:
+        from bayescale.core.cards import load_card
         from bayescale.engines.ensemble import default_cards
+        from bayescale.engines.upper import upper_cards
 
         pooled = "" if group_by is None else f", each pooled over the families of {group_by!r}"
+        names = default_cards(runs)
+        if group_by is None:
+            names = [c.name for c in upper_cards(runs, [load_card(n) for n in names],
+                                                 upper=upper)[0]]
         console.print(
-            f"fitting the law ensemble [bold]{', '.join(default_cards(runs))}[/] to "
+            f"fitting the law ensemble [bold]{', '.join(names)}[/] to "
             f"{len(runs)} runs{pooled} (weights and discrepancy from rolling splits): {settings}"
         )
         progress = progress or None
@@ -71,7 +79,7 @@ def run_fit(runs, card, *, sampling: SamplerOptions, seed, progress, priors=None
         tree = fit(
             runs, card=card, priors=priors, **sampling.fit_kwargs(seed), sampler=sampling.sampler,
             strict=False, progress=progress, group_by=group_by, pool_metrics=pool_metrics,
-            executor=sampling.executor,
+            executor=sampling.executor, upper=upper,
         )
     from bayescale.fits import read
 
@@ -173,6 +181,7 @@ def fit(
     via: ViaOpt = None,
     n_examples: NExamplesOpt = None,
     tasks: TasksOpt = None,
+    upper: UpperOpt = None,
 ):
     """Fit a scaling law to a table of runs: writes posterior.nc and summary.csv, prints JSON.
 
@@ -192,10 +201,12 @@ def fit(
     choice = choose_card(law, sampling.priors)
     require_one_card(choice)
     run_table = loading.load(runs, cards=choice.checks)
+    group_by = loading.families(run_table)
+    check_upper(upper, law=law, group_by=group_by)
     folder = check_out_dir(out, ["posterior.nc", "summary.csv"], [runs])
     tree = run_fit(run_table, choice.card, sampling=sampling, seed=seed, progress=progress,
-                   priors=choice.priors, group_by=loading.families(run_table),
-                   pool_metrics=loading.pool_metrics)
+                   priors=choice.priors, group_by=group_by,
+                   pool_metrics=loading.pool_metrics, upper=upper)
     write_fit_outputs(tree, folder, ci_prob=ci_prob, ci_kind=ci_kind)
     result = summary_json(tree, ci_prob=ci_prob, ci_kind=ci_kind)
     result["files"] = {"posterior": str(folder / "posterior.nc"),

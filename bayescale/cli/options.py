@@ -354,6 +354,14 @@ def choose_card(law, priors) -> CardChoice:
     return CardChoice(card=None, priors=priors, checks=[load_card(c) for c in DEFAULT_CARDS])
 
 
+def check_upper(upper, *, law, group_by) -> None:
+    """Refuse ``--upper/--no-upper`` where there is no law ensemble of one table to apply to."""
+    if upper is not None and (law is not None or group_by is not None):
+        flag = "--upper" if upper else "--no-upper"
+        raise InputError(f"{flag} applies to the law ensemble of one table: drop --law and "
+                         "--group-by (or the several metrics), or drop the flag")
+
+
 def require_one_card(choice: CardChoice) -> None:
     """Refuse ``--prior`` without ``--law`` before any output, as the library's fit would."""
     if choice.priors:

@@ -21,6 +21,7 @@ from bayescale.cli.common import (
     RunsArg,
     SeedOpt,
     TargetOpt,
+    UpperOpt,
     app,
     as_floats,
     check_out_dir,
@@ -38,6 +39,7 @@ from bayescale.cli.options import (
     SAMPLER_OPTIONS,
     RunOptions,
     SamplerOptions,
+    check_upper,
     choose_card,
     require_one_card,
 )
@@ -299,6 +301,7 @@ def backtest(
     sampling: SamplerOptions = None,
     loading: RunOptions = None,
     as_json: JsonOpt = False,
+    upper: UpperOpt = None,
 ):
     """Hold out the largest runs, fit the rest, and score the predictions of the held-out runs.
 
@@ -325,6 +328,9 @@ def backtest(
     run_table = loading.load(runs, cards=choice.checks)
     fit_kwargs = {**sampling.fit_kwargs(seed), "executor": sampling.executor}
     group_by = loading.families(run_table)
+    check_upper(upper, law=law, group_by=group_by)
+    if upper is not None and method != "bayes":
+        raise InputError("--upper/--no-upper apply to the law ensemble (--method bayes)")
     if group_by is not None:
         if method != "bayes" or cutoff is not None or calibration or discrepancy:
             raise InputError(
@@ -354,14 +360,14 @@ def backtest(
         result = backtesting.backtest(
             run_table, card=choice.card, priors=choice.priors, holdout_frac=holdout_frac,
             cutoff=cutoff, method=method, n_bootstrap=bootstrap, discrepancy=discrepancy,
-            **fit_kwargs,
+            upper=upper, **fit_kwargs,
         )
         bar.advance()
         calib = None
         if calibration:
             calib = backtesting.calibration(
                 run_table, card=choice.card, priors=choice.priors, holdout_fracs=fracs,
-                method=method, n_bootstrap=bootstrap, progress=bar, **fit_kwargs,
+                method=method, n_bootstrap=bootstrap, progress=bar, upper=upper, **fit_kwargs,
             )
     words = lack_of_fit_reading(result.lack_of_fit, tuple((result.drift or {}).get(k, 0.0)
                                                           for k in ("mean", "sd")))

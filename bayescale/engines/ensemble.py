@@ -22,6 +22,7 @@ from bayescale.core.runs import load_runs
 from bayescale.engines.executor import run_tasks
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
+from bayescale.engines.upper import runs_for, upper_cards
 from bayescale.errors import ConvergenceError, InputError, SamplerWarning
 from bayescale.fits.members import assemble
 from bayescale.scoring.splits import DEFAULT_FRACS, ByCompute, ByFamily
@@ -122,6 +123,7 @@ def fit_ensemble(
     random_seed: int = 0,
     dirichlet_a: float = DIRICHLET_A,
     discrepancy: bool = True,
+    upper: bool | None = None,
     sampler: str = "nutpie",
     strict: bool = False,
     log_likelihood: bool = True,
@@ -132,7 +134,8 @@ def fit_ensemble(
 ):
     """Fit an ensemble of cards, weighted by stacking of rolling-origin forecasts.
 
-    Each card is fitted to all runs (the members). For each rolling split
+    Each card is fitted to all runs (the members), and to the upper half of the runs by compute
+    (``<card>@upper``, :mod:`bayescale.engines.upper`) when they allow. For each rolling split
     (:func:`bayescale.scoring.splits.rolling_splits`) each card is refitted below the split's
     compute cutoff and its posterior predictive scored on the runs above it. The weights are
     the posterior mean of Bayesian stacking of those forecast densities
@@ -170,6 +173,9 @@ def fit_ensemble(
         Dirichlet prior concentration of the weights.
     discrepancy : bool, default True
         Learn ``tau`` (False: ``tau = 0``).
+    upper : bool or None, default None
+        Upper-ladder members, in the members and every split: None when the runs allow them
+        (:func:`~bayescale.engines.upper.upper_rule`), True always, False never.
     sampler : {"nutpie", "pymc"}
         NUTS implementation.
     strict : bool, default False
@@ -196,9 +202,9 @@ def fit_ensemble(
     xarray.DataTree
         Root: ``constant_data``, ``observed_data`` and attrs ``bayescale_ensemble`` (JSON:
         ``cards``, ``weights``, ``tau``, ``validated_decades``, ``splits``, ``stacking``,
-        ``card_forecast_lpd``, ``notes``, ``convergence``) and the provenance attributes of the
-        member with the largest weight (``bayescale_card``, ``bayescale_runs``, ...). Children
-        ``member_<k>``: the members' fits (of the cards kept).
+        ``card_forecast_lpd``, ``notes``, ``convergence``, ``upper``) and the provenance
+        attributes of the member with the largest weight (``bayescale_card``, ...; the runs
+        are all the runs). Children ``member_<k>``: the members' fits (of the cards kept).
 
     Raises
     ------
@@ -228,6 +234,7 @@ def fit_ensemble(
         runs, "subset") else runs
     if cards is None:
         card_objs = [load_card(c) for c in default_cards(runs)]
+    card_objs, upper_record = upper_cards(runs, card_objs, upper=upper)
     fit_one = functools.partial(fit_card, chains=chains, sampler=sampler,
                                 random_seed=random_seed)
     return _fit_members_and_weights(
@@ -235,7 +242,7 @@ def fit_ensemble(
         draws=draws, tune=tune, split_draws=split_draws, split_tune=split_tune, chains=chains,
         random_seed=random_seed, dirichlet_a=dirichlet_a, discrepancy=discrepancy,
         strict=strict, log_likelihood=log_likelihood, progress=progress, executor=executor,
-        max_workers=max_workers,
+        max_workers=max_workers, extra={"upper": upper_record},
     )
 
 
@@ -327,7 +334,8 @@ def _fit_members_and_weights(runs, card_objs, *, splitter, fit_one, holdout_frac
     folds, notes = splitter.splits(runs, fracs=holdout_fracs, card_objs=card_objs)
     if not folds:
         raise splitter.too_few(runs, card_objs, notes)
-    members = [(f"member {card.name}", {"fit_one": fit_one, "runs": runs, "card": card,
+    members = [(f"member {card.name}", {"fit_one": fit_one, "runs": runs_for(card, runs),
+                                        "card": card,
                                         "draws": draws, "tune": tune,
                                         "random_seed": random_seed,
                                         "label": f"member {card.name!r}",
@@ -518,7 +526,7 @@ def _split_tasks(runs, card_objs, *, splitter, fit_one, folds, split_draws, spli
         train = runs.subset(~fold.mask)
         for card in card_objs:
             label = splitter.label(fold, card)
-            tasks.append((label, {"fit_one": fit_one, "runs": train, "card": card,
+            tasks.append((label, {"fit_one": fit_one, "runs": runs_for(card, train), "card": card,
                                   "draws": split_draws, "tune": split_tune,
                                   "random_seed": random_seed, "label": label,
                                   "log_likelihood": False}))

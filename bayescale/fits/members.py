@@ -115,7 +115,7 @@ def member_draw_indices(fit) -> list[tuple[object, np.ndarray]]:
 
 
 def assemble(member_fits, info: dict):
-    """The ensemble fit tree of member fits (one card each, on the same runs) and their record.
+    """The ensemble fit tree of member fits (one card each) and their record.
 
     Parameters
     ----------
@@ -149,4 +149,6 @@ def assemble(member_fits, info: dict):
         **member_fits[lead].attrs,
         ENSEMBLE_ATTR: json.dumps(info, sort_keys=True),
     }
+    if "bayescale_runs" in member_fits[0].attrs:  # the root's runs: all of them (member 0's),
+        tree.attrs["bayescale_runs"] = member_fits[0].attrs["bayescale_runs"]  # not an upper half
     return tree

@@ -23,19 +23,27 @@ __all__ = ["loo_weights", "weights_reading"]
 
 
 def loo_weights(fit) -> dict | None:
-    """PSIS-LOO stacking weights of the members (None when a member has no log-likelihood)."""
+    """PSIS-LOO stacking weights of the members fitted to all runs (None when one of them has
+    no log-likelihood).
+
+    Upper-ladder members (:mod:`bayescale.engines.upper`) were fitted to half the runs, so
+    their leave-one-out scores are over other runs and not comparable: they get no LOO weight.
+    """
     import arviz_stats as azs
 
     loos = {}
+    n_runs = fit["observed_data"].sizes.get("run")
     for name, _, member in members(fit):
+        if member["observed_data"].sizes.get("run") != n_runs:
+            continue
         if "log_likelihood" not in member.children:
             return None
         with warnings.catch_warnings():
             # Pareto-k warnings concern LOO's own reliability; the weights are for contrast
             warnings.simplefilter("ignore")
             loos[name] = azs.loo(member, pointwise=True)
-    if len(loos) == 1:
-        return {next(iter(loos)): 1.0}
+    if len(loos) <= 1:
+        return {name: 1.0 for name in loos} or None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = azs.compare(loos, method="stacking", round_to="none")
@@ -66,6 +74,11 @@ def weights_reading(info: dict, loo: dict | None) -> str:
                 + "), but the weights stay away from 0 and 1 as far as "
                 f"{len(info['splits'])} rolling splits cannot rule a law out.")
     parts = [head]
+    upper = info.get("upper") or {}
+    if upper.get("fitted"):
+        parts.append(f"Members named @upper are the same laws fitted to the {upper['n_upper']} "
+                     "runs at or above the median compute, which gives the larger runs more say; "
+                     "PSIS-LOO leaves them out, since they saw other runs.")
     if loo:
         loo_top = max(loo, key=loo.get)
         if loo_top != top and wt >= 1.5 / n:

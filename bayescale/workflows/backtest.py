@@ -315,6 +315,7 @@ def backtest(
     separate: bool = False,
     pool_metrics: bool | None = None,
     executor: str = "process",
+    upper: bool | None = None,
 ) -> BacktestResult:
     """Hold out the largest runs by compute, fit the rest and score the predictions.
 
@@ -378,6 +379,9 @@ def backtest(
     executor : {"process", "serial", "ray"}, default "process"
         Where the nested law ensemble's independent fits run (:func:`bayescale.fit`); the
         scores are the same, bit for bit.
+    upper : bool or None, default None
+        The nested law ensemble's upper-ladder members (:func:`bayescale.fit`), decided on the
+        training runs. Only for the law ensemble of one table.
 
     Returns
     -------
@@ -403,6 +407,9 @@ def backtest(
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if upper is not None and (card is not None or method != "bayes" or group_by is not None):
+        raise InputError("upper= applies to the law ensemble of one table (method 'bayes', "
+                         "no card, no group_by)")
     if group_by is not None:
         if method != "bayes" or cutoff is not None or discrepancy:
             raise InputError("a backtest of families (group_by) takes method 'bayes' and "
@@ -440,7 +447,7 @@ def backtest(
 
         post = fit(train, card=None if ensemble else card_obj, draws=draws, tune=tune,
                    chains=chains, random_seed=random_seed, log_likelihood=False,
-                   executor=executor)
+                   executor=executor, upper=upper)
         diagnostics = provenance(post).get("diagnostics")
     else:
 

@@ -45,6 +45,7 @@ def fit(
     metrics=None,
     pool_metrics: bool | None = None,
     executor: str = "process",
+    upper: bool | None = None,
 ):
     """Sample the posterior of a scaling law on a table of training runs.
 
@@ -122,6 +123,11 @@ def fit(
         ``"process"``: ``cores // chains`` worker processes, or this process when that is 1;
         ``"ray"``: Ray tasks (``pip install bayescale[ray]``; the cluster at ``RAY_ADDRESS``
         when set, else a local instance). One card is one fit: ignored.
+    upper : bool or None, default None
+        The law ensemble's upper-ladder members (each card also fitted to the runs at or
+        above the median compute; :mod:`bayescale.engines.upper`). None: when the runs are
+        enough to identify them; True: always; False: never. Only for the law ensemble of one
+        table (no ``card``, no ``group_by``).
 
     Returns
     -------
@@ -162,13 +168,17 @@ def fit(
         runs, group_by = metric_runs(runs, metric=metric, metrics=metrics, group_by=group_by)
     if group_by == METRIC:  # several metrics: pooled across metrics, or each on its own
         card, priors = metric_card(card, priors, pool_metrics)
+    if upper is not None and (card is not None or group_by is not None):
+        raise InputError("upper= applies to the law ensemble of one table (no card, no "
+                         f"group_by), got card={getattr(card, 'name', card)!r}, "
+                         f"group_by={group_by!r}")
     if card is None and group_by is None:
         if priors:
             raise InputError("prior overrides need one card: pass card=NAME with priors")
         return fit_ensemble(
             runs, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
             sampler=sampler, strict=strict, log_likelihood=log_likelihood,
-            progress=progress or None, executor=executor,
+            progress=progress or None, executor=executor, upper=upper,
         )
     if card is None:  # with group_by: the law ensemble, every card pooled over the families
         if priors:
