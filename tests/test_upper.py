@@ -138,3 +138,14 @@ def test_no_upper_members_when_a_card_models_repeated_data():
     rule = upper_rule(runs, cards)
     assert rule["n_upper"] >= rule["needed"] and rule["repeated_data"] and not rule["fitted"]
     assert [c.name for c in upper_cards(runs, cards, upper=None)[0]] == [c.name for c in cards]
+
+
+def test_the_weights_reading_says_what_an_upper_member_is():
+    from bayescale.scoring.reading import weights_reading
+
+    info = {"weights": {"chinchilla": 0.3, "chinchilla@upper": 0.7}, "tau": 0.0,
+            "validated_decades": 0.5, "splits": [{}, {}],
+            "upper": {"fitted": True, "n_upper": 36}}
+    text = weights_reading(info, {"chinchilla": 1.0})
+    assert "@upper are the same laws fitted to the 36 runs at or above the median" in text
+    assert "same laws fitted" not in weights_reading({**info, "upper": {"fitted": False}}, None)

@@ -235,6 +235,7 @@ def _ensemble_doc(fit) -> dict:
         "card_forecast_lpd": info["card_forecast_lpd"],
         "splits": info["splits"],
         "members": [m.name for m in view.members],
+        "upper": info.get("upper"),
         "reading": weights_reading(info, loo),
         "lack_of_fit": view.lack_of_fit,
         "drift": {"mean": view.drift[0], "sd": view.drift[1]},
