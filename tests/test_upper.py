@@ -35,7 +35,7 @@ def test_upper_half_is_the_runs_at_or_above_the_median_compute():
 
 
 def test_upper_members_join_only_when_the_upper_half_can_identify_the_law():
-    needed = UPPER_RUNS_PER_PARAM * max(c.n_params for c in CARDS)  # 4 x 7 = 28
+    needed = UPPER_RUNS_PER_PARAM * max(c.n_params for c in CARDS)  # 4 x 8 = 32
     small, large = _ladder(9), _ladder(12)  # 27 and 36 runs in the upper half
     rule = upper_rule(small, CARDS)
     assert (rule["fitted"], rule["n_upper"], rule["needed"]) == (False, 27, needed)
@@ -46,9 +46,9 @@ def test_upper_members_join_only_when_the_upper_half_can_identify_the_law():
         f"{n}@upper" for n in build.DEFAULT_CARDS]
     assert record["fitted"] and record["asked"] is None and "median compute" in record["rule"]
     # the user decides when asked
-    assert len(upper_cards(small, CARDS, upper=True)[0]) == 6
-    assert len(upper_cards(large, CARDS, upper=False)[0]) == 3
-    up = cards[3]
+    assert len(upper_cards(small, CARDS, upper=True)[0]) == 2 * len(CARDS)
+    assert len(upper_cards(large, CARDS, upper=False)[0]) == len(CARDS)
+    up = cards[len(CARDS)]
     assert is_upper_card(up) and not is_upper_card(cards[0])
     assert (up.law, up.priors, up.noise_priors) == (CARDS[0].law, CARDS[0].priors,
                                                     CARDS[0].noise_priors)

@@ -45,11 +45,8 @@ import pandas as pd
 from bayescale.core.cards import load_card
 from bayescale.core.runs import load_runs
 from bayescale.engines.accuracy import TASK, _frame, accuracy_data, fit_accuracy
-from bayescale.engines.ensemble import (
-    _fit_task,
-    _keep_converged_members,
-    _outcome,
-)
+from bayescale.engines.convergence import outcome
+from bayescale.engines.ensemble import _fit_task, _keep_converged_members
 from bayescale.engines.executor import run_tasks
 from bayescale.engines.single import fit_card
 from bayescale.errors import InputError
@@ -223,13 +220,13 @@ def fit_accuracy_ensemble(
     records = [r for _, r in member_results]
     keep, dropped = _keep_converged_members(card_objs, records, strict=strict)
     if two_step and not results[len(card_objs)][1]["converged"]:
-        notes.append("step 1 on all runs: " + _outcome(results[len(card_objs)][1]))
+        notes.append("step 1 on all runs: " + outcome(results[len(card_objs)][1]))
     rng = np.random.default_rng(random_seed)
     pieces, split_docs, excluded = [], [], []
     for j, split in enumerate(splits):
         mask = split.mask
         block = results[per_fit * (j + 1): per_fit * (j + 2)]
-        failed = [_outcome(r) for _, r in block if not r["converged"]]
+        failed = [outcome(r) for _, r in block if not r["converged"]]
         doc = {"holdout_frac": split.frac, "cutoff": float(split.cutoff),
                "n_train": int((~mask).sum()), "n_test": int(mask.sum())}
         train_cmax = float(data.C[~mask].max())
@@ -269,7 +266,7 @@ def fit_accuracy_ensemble(
         "lack_of_fit": lof,
         "evidence": evidence,
         "convergence": {"dropped_cards": dropped, "excluded_splits": excluded,
-                        "refitted": [_outcome(r) for _, r in results
+                        "refitted": [outcome(r) for _, r in results
                                      if len(r["attempts"]) > 1]},
         "via": via,
         "notes": notes,

@@ -8,9 +8,7 @@ predictive distributions. Bayesian Analysis 13(3).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import warnings
 
 import numpy as np
@@ -19,6 +17,16 @@ from bayescale.core.cards import load_card
 from bayescale.core.diagnostics import RHAT_MAX
 from bayescale.core.progress import tracker
 from bayescale.core.runs import load_runs
+from bayescale.engines.convergence import (
+    REFIT_DRAWS_FACTOR,
+    REFIT_TARGET_ACCEPT,
+    REFIT_TUNE_FACTOR,
+    REFITS,
+    convergence_failures,
+    fit_converged,
+    outcome,
+    recording_sampler_problems,
+)
 from bayescale.engines.executor import run_tasks
 from bayescale.engines.pooled import fit_families
 from bayescale.engines.single import fit_card
@@ -34,35 +42,17 @@ __all__ = ["DEFAULT_CARDS", "REFITS", "REFIT_DRAWS_FACTOR", "REFIT_TARGET_ACCEPT
            "fit_ensemble", "fit_families_ensemble", "forecast_weights",
            "recording_sampler_problems", "weigh_forecasts"]
 
-DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf")
-"""Cards of the default ensemble (see the README, "How far to trust the intervals")."""
+DEFAULT_CARDS = ("chinchilla", "chinchilla-tied", "kaplan-linf", "chinchilla-interaction")
+"""Cards of the default ensemble (see the README, "How far to trust the intervals"). A pooled
+ensemble of families takes those with a ``[pooling]`` table. ``chinchilla-interaction`` lets the
+loss depend on D/N at fixed compute, the direction along which the Chinchilla law's held-out
+residuals are biased on Epoch's runs (issue 19)."""
 
 REPEAT_CARDS = ("data-constrained",)
 """Cards that join the default ensemble when the runs repeat data (a unique-token column ``U``
 with some run trained for more than one epoch): laws the plain forms cannot stand in for."""
 
 _EPOCH_TOL = 1e-6
-
-REFITS = 2
-"""Refits of a fit that did not converge (R-hat above 1.01 or a divergence), each from a new seed
-with :data:`REFIT_TUNE_FACTOR` times the tuning, :data:`REFIT_DRAWS_FACTOR` times the draws and
-target acceptance :data:`REFIT_TARGET_ACCEPT`."""
-
-REFIT_TUNE_FACTOR = 2
-"""Tuning of a refit, as a multiple of the first attempt's (longer mass-matrix adaptation)."""
-
-REFIT_TARGET_ACCEPT = 0.99
-"""Target acceptance of a refit (the first attempt's is the engine's, 0.95): a smaller step, the
-usual cure for divergences. On the Epoch runs, 4x longer ``kaplan-linf`` chains at 0.95 still
-met one divergence in 16000 draws, or a chain that lost its way (384)."""
-
-REFIT_DRAWS_FACTOR = 4
-"""Draws of a refit, as a multiple of the first attempt's, thinned back to its count so the fit
-keeps its shape. On the failing fits of the public tables (issue 19) longer tuning alone rarely
-helped: the chains mix slowly along the ridge of the irreducible loss against the exponents
-(ESS of 0.02-0.1 per draw), and four times longer chains converged where three times the
-tuning did not."""
-
 
 def repeats_data(runs) -> bool:
     """Whether some run saw its unique tokens more than once (``D > U``).
@@ -105,7 +95,7 @@ def default_cards(runs) -> tuple[str, ...]:
     --------
     >>> import bayescale as bs
     >>> default_cards(bs.datasets.simulate(random_seed=0))
-    ('chinchilla', 'chinchilla-tied', 'kaplan-linf')
+    ('chinchilla', 'chinchilla-tied', 'kaplan-linf', 'chinchilla-interaction')
     """
     return DEFAULT_CARDS + (REPEAT_CARDS if repeats_data(runs) else ())
 
@@ -284,7 +274,8 @@ def fit_families_ensemble(
     group_by : str
         Column that labels the families.
     cards : sequence of str, Path or Card, optional
-        Candidate cards, each with a ``[pooling]`` table. Default: :func:`default_cards`.
+        Candidate cards, each with a ``[pooling]`` table. Default: those of
+        :func:`default_cards` that have one.
     holdout_fracs, draws, tune, chains, split_draws, split_tune, random_seed, dirichlet_a,
     discrepancy, strict, log_likelihood, progress, executor, max_workers
         As in :func:`fit_ensemble`.
@@ -306,7 +297,8 @@ def fit_families_ensemble(
     Yao et al. (2018), Bayesian Analysis 13(3); Gelman & Hill (2007), ch. 12-13.
     """
     runs = load_runs(runs, group_by=group_by)
-    card_objs = [load_card(c) for c in (default_cards(runs) if cards is None else cards)]
+    card_objs = [c for c in map(load_card, default_cards(runs) if cards is None else cards)
+                 if c.pooling or cards is not None]  # the default cards that say what they pool
     check_cards(card_objs)
     unpooled = [c.name for c in card_objs if not c.pooling]
     if unpooled:
@@ -367,122 +359,6 @@ def _fit_members_and_weights(runs, card_objs, *, splitter, fit_one, holdout_frac
     return assemble(kept_fits, {**info, **(extra or {})})
 
 
-def convergence_failures(tree) -> list[str]:
-    """Why a fit did not converge: R-hat above 1.01 or divergent transitions (empty if it did).
-
-    Low ESS alone does not count as failure (it is warned about, and the draws are unbiased);
-    R-hat above :data:`~bayescale.core.diagnostics.RHAT_MAX` (chains that disagree) and
-    divergences (regions the sampler could not explore) do.
-
-    Parameters
-    ----------
-    tree : xarray.DataTree
-        A fit with ``bayescale_diagnostics`` in its attrs.
-
-    Returns
-    -------
-    list of str
-        E.g. ``["R-hat 1.654", "27 divergences"]``.
-    """
-    diag = json.loads(tree.attrs.get("bayescale_diagnostics", "{}"))
-    out = []
-    rhat = diag.get("max_rhat")
-    if rhat is None or not rhat <= RHAT_MAX:
-        out.append(f"R-hat {rhat:.3f}" if rhat is not None else "R-hat unknown")
-    if diag.get("divergences"):
-        out.append(f"{int(diag['divergences'])} divergences")
-    return out
-
-
-def fit_converged(fit_one, runs, *, card, draws, tune, random_seed, label, refits=REFITS,
-                  **kwargs):
-    """Fit ``card``; refit with a new seed and longer tuning while the fit has not converged.
-
-    Attempt ``i`` (0, 1, ...) uses seed ``random_seed + i``; refits tune
-    :data:`REFIT_TUNE_FACTOR` times longer, target an acceptance of
-    :data:`REFIT_TARGET_ACCEPT` and draw :data:`REFIT_DRAWS_FACTOR` times as many draws, of
-    which every ``REFIT_DRAWS_FACTOR``-th is kept, so a refit has the shape of the
-    first attempt's fit. A fit that converged at the first attempt is exactly the fit without
-    this policy.
-
-    Parameters
-    ----------
-    fit_one : callable
-        ``fit_one(runs, card=, draws=, tune=, random_seed=, strict=, **kwargs)``.
-    runs : Runs
-        The runs to fit.
-    card : Card
-        The card.
-    draws, tune, random_seed : int
-        Settings of the first attempt.
-    label : str
-        What to call the fit in the record and in messages.
-    refits : int, default :data:`REFITS`
-        Refits after the first attempt.
-    **kwargs
-        Passed to ``fit_one``.
-
-    Returns
-    -------
-    tuple
-        ``(tree, record)``: the last attempt's fit, and ``{"label", "card", "converged",
-        "attempts": [{"seed", "tune", "draws", "thin", "target_accept", "max_rhat",
-        "divergences", "failures"}, ...], "problems": [sampler messages of the last attempt]}``.
-    """
-    attempts = []
-    for i in range(int(refits) + 1):
-        thin = REFIT_DRAWS_FACTOR if i >= 1 else 1
-        settings = {"draws": int(draws) * thin,
-                    "tune": int(tune) * (REFIT_TUNE_FACTOR if i >= 1 else 1),
-                    "random_seed": int(random_seed) + i}
-        if i >= 1:
-            settings["target_accept"] = REFIT_TARGET_ACCEPT
-        problems: list = []
-        with recording_sampler_problems(problems, label):
-            tree = fit_one(runs, card=card, strict=False, **settings, **kwargs)
-        failures = convergence_failures(tree)
-        diag = json.loads(tree.attrs.get("bayescale_diagnostics", "{}"))
-        attempts.append({"seed": settings["random_seed"], "tune": settings["tune"],
-                         "draws": settings["draws"], "thin": thin,
-                         "target_accept": settings.get("target_accept"),
-                         "max_rhat": diag.get("max_rhat"),
-                         "divergences": diag.get("divergences"), "failures": failures})
-        if thin > 1:
-            tree = _thin(tree, thin)
-        if not failures:
-            break
-    return tree, {"label": label, "card": card.name, "converged": not failures,
-                  "attempts": attempts, "problems": problems}
-
-
-def _thin(tree, k: int):
-    """Every ``k``-th draw of a fit, draws renumbered from 0 (the diagnostics attr is kept)."""
-
-    def one(ds):
-        if "draw" not in ds.dims:
-            return ds
-        out = ds.isel(draw=slice(None, None, k))
-        return out.assign_coords(draw=np.arange(out.sizes["draw"]))
-
-    out = tree.map_over_datasets(one)
-    out.attrs = dict(tree.attrs)
-    return out
-
-
-def _outcome(record) -> str:
-    """One line about a fit's attempts, for the record and the messages."""
-    first = record["attempts"][0]
-    label = record["label"]
-    if record["card"] not in label:
-        label = f"{label} {record['card']}"
-    if len(record["attempts"]) == 1:
-        return f"{label}: converged"
-    tried = "; ".join(f"seed {a['seed']}, tune {a['tune']}, draws {a['draws']}: "
-                      + (", ".join(a["failures"]) or "converged") for a in record["attempts"][1:])
-    head = f"{label}: {', '.join(first['failures'])}; refitted ({tried})"
-    return head if record["converged"] else head + "; still not converged"
-
-
 def _keep_converged_members(card_objs, records, *, strict: bool):
     """Indices of the cards whose member fit converged, and ``{card: reason}`` of those dropped.
 
@@ -495,14 +371,14 @@ def _keep_converged_members(card_objs, records, *, strict: bool):
             warnings.warn(msg, SamplerWarning, stacklevel=4)
     bad = [k for k, rec in enumerate(records) if not rec["converged"]]
     if bad and strict:
-        raise ConvergenceError("; ".join(_outcome(records[k]) for k in bad))
+        raise ConvergenceError("; ".join(outcome(records[k]) for k in bad))
     if not bad:
         return list(range(len(card_objs))), {}
     if len(bad) == len(card_objs):
         warnings.warn("no member fit converged, even after refits; every card is kept: "
-                      + " | ".join(_outcome(r) for r in records), SamplerWarning, stacklevel=4)
+                      + " | ".join(outcome(r) for r in records), SamplerWarning, stacklevel=4)
         return list(range(len(card_objs))), {}
-    dropped = {card_objs[k].name: _outcome(records[k]) for k in bad}
+    dropped = {card_objs[k].name: outcome(records[k]) for k in bad}
     warnings.warn("cards dropped from the ensemble because their fit on all runs did not "
                   "converge: " + " | ".join(dropped.values()), SamplerWarning, stacklevel=4)
     return [k for k in range(len(card_objs)) if k not in bad], dropped
@@ -656,8 +532,8 @@ def _evidence(records, names, member_records, dropped_members):
     if fallback:
         folds = list(range(n_folds))
     every = [rec for rec in member_records] + [r for row in records for r in row]
-    refitted = [_outcome(r) for r in every if len(r["attempts"]) > 1 and r["converged"]]
-    excluded = [_outcome(records[i][k]) for i in range(n_folds) for k in range(len(names))
+    refitted = [outcome(r) for r in every if len(r["attempts"]) > 1 and r["converged"]]
+    excluded = [outcome(records[i][k]) for i in range(n_folds) for k in range(len(names))
                 if (i, k) in failed and (i not in folds or k not in cards or fallback)]
     record = {
         "rule": f"a fit counts when R-hat <= {RHAT_MAX} and it has no divergences; else it is "
@@ -672,36 +548,11 @@ def _evidence(records, names, member_records, dropped_members):
         "excluded_splits": [i for i in range(n_folds) if i not in folds],
         "dropped_cards": dropped,
         "unconverged_kept": excluded if fallback else [
-            _outcome(r) for r in member_records
+            outcome(r) for r in member_records
             if not r["converged"] and r["card"] not in dropped],
         "attempts": {r["label"]: r["attempts"] for r in every if len(r["attempts"]) > 1},
     }
     return folds, cards, record
-
-
-@contextlib.contextmanager
-def recording_sampler_problems(problems: list, label: str):
-    """Record the :class:`SamplerWarning` s raised inside the block as ``"label: message"``.
-
-    Rolling-split fits only serve their forecasts, so their sampler problems are gathered and
-    reported once (:func:`weigh_forecasts`) instead of one warning per fit. Other warnings
-    pass through unchanged.
-
-    Parameters
-    ----------
-    problems : list
-        Appended to in place.
-    label : str
-        Prefix of each recorded message (e.g. the split).
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SamplerWarning)
-        yield
-    for w in caught:
-        if issubclass(w.category, SamplerWarning):
-            problems.append(f"{label}: {w.message}")
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def weigh_forecasts(pieces, row_masks, split_masks, *, names, split_docs,

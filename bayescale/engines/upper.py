@@ -12,7 +12,7 @@ priors, its answers are read like any member's, and the lack-of-fit test still u
 
 An upper member is fitted only when the upper half holds at least :data:`UPPER_RUNS_PER_PARAM`
 runs per sampled parameter of the largest card. With fewer, its posterior is mostly prior: on the
-over-training tables (14 runs in the upper half, 7 parameters) upper members lowered the held-out
+over-training tables (14 runs in the upper half, 7-8 parameters) upper members lowered the held-out
 log score by up to 0.30 in the issue 19 study. Nor is one fitted when a card models repeated data
 (the runs repeat their unique tokens): the upper half cannot identify the data-constrained law
 (on Datablations its fit kept R-hat 1.03 after two refits), and the plain laws' upper members,
