@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from bayescale import __version__
 from bayescale.cli import app
 from bayescale.core.io import save
+from bayescale.engines.ensemble import DEFAULT_CARDS
 
 runner = CliRunner()
 
@@ -620,7 +621,7 @@ def test_fit_defaults_to_the_ensemble_and_flags_unvalidated_queries(sim_csv, tmp
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["card"] == "ensemble" and "fitting the law ensemble" in result.stderr
-    assert set(data["weights"]) == {"chinchilla", "chinchilla-tied", "kaplan-linf"}
+    assert set(data["weights"]) == set(DEFAULT_CARDS)
     assert data["validated_decades"] == pytest.approx(1.0)  # the top budget is 1 decade up
     table = pd.read_csv(out / "summary.csv", index_col=0)
     assert "kaplan-linf.alpha_N" in table.index and "weight" in table.columns
