@@ -274,8 +274,8 @@ def fit_families_ensemble(
     group_by : str
         Column that labels the families.
     cards : sequence of str, Path or Card, optional
-        Candidate cards, each with a ``[pooling]`` table. Default: those of
-        :func:`default_cards` that have one.
+        Candidate cards, each with a ``[pooling]`` table. Default: :func:`default_cards`,
+        less the :data:`DEFAULT_CARDS` without one (``chinchilla-interaction``).
     holdout_fracs, draws, tune, chains, split_draws, split_tune, random_seed, dirichlet_a,
     discrepancy, strict, log_likelihood, progress, executor, max_workers
         As in :func:`fit_ensemble`.
@@ -297,8 +297,10 @@ def fit_families_ensemble(
     Yao et al. (2018), Bayesian Analysis 13(3); Gelman & Hill (2007), ch. 12-13.
     """
     runs = load_runs(runs, group_by=group_by)
-    card_objs = [c for c in map(load_card, default_cards(runs) if cards is None else cards)
-                 if c.pooling or cards is not None]  # the default cards that say what they pool
+    if cards is None:  # the default cards that pool; a repeat-data card is checked below
+        cards = [n for n in default_cards(runs)
+                 if n not in DEFAULT_CARDS or load_card(n).pooling]
+    card_objs = [load_card(c) for c in cards]
     check_cards(card_objs)
     unpooled = [c.name for c in card_objs if not c.pooling]
     if unpooled:
